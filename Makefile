@@ -1,0 +1,41 @@
+# The two commands of the README: `make repro` (set up + run the default pipeline) and `make test`.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup repro test test-fast flow ui bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# No GPU: install the CPU torch wheel first so the open range (torch>=2.4) is already met;
+	# with a GPU, pip resolves the CUDA build from pyproject.toml.
+	if ! command -v nvidia-smi >/dev/null 2>&1; then $(BIN)/python -m pip install -q torch==2.13.0; fi
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+	test -d .dvc || $(BIN)/dvc init -q
+
+repro: setup
+	HF_HUB_OFFLINE=1 $(BIN)/dvc repro
+	$(BIN)/dvc metrics show
+
+test: setup
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+
+test-fast: setup
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not slow"
+
+flow: setup
+	HF_HUB_OFFLINE=1 $(BIN)/python -m flows.pipeline run
+
+ui: setup
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db
+
+bench: setup
+	$(BIN)/python benchmarks/rl_throughput.py
+
+clean:
+	rm -rf data/prepared data/balanced data/rubric models metrics plots checkpoints

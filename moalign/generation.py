@@ -1,0 +1,85 @@
+"""Generation backends (a registry, so vLLM or another engine can be added) and sequence log-probs.
+
+``hf`` batches prompts with left padding through ``model.generate``. Position ids are
+derived from the attention mask in :func:`position_ids`, the same rule ``generate``
+uses, so the log-probs the trainer recomputes match those of the rollout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from moalign.registry import Registry
+
+BACKENDS: Registry = Registry("generation backend")
+
+
+@dataclass
+class Generations:
+    """Batch of completions: ``ids`` (N, P+T) prompt+completion, ``mask`` (N, P+T) attention,
+    ``completion_mask`` (N, P+T) 1 on generated tokens up to and including EOS."""
+
+    texts: list[str]
+    ids: torch.Tensor
+    mask: torch.Tensor
+    completion_mask: torch.Tensor
+    lengths: list[int]
+
+
+def position_ids(mask: torch.Tensor) -> torch.Tensor:
+    """(N, L) attention mask -> (N, L) positions counting only real tokens (left padding safe)."""
+    pos = mask.long().cumsum(-1) - 1
+    return pos.clamp(min=0)
+
+
+@BACKENDS.register("hf")
+@torch.no_grad()
+def hf_generate(
+    model, tok, prompts: list[str], max_new_tokens: int, do_sample: bool,
+    temperature: float = 1.0, top_p: float = 1.0, seed: int | None = None, batch_size: int = 256,
+) -> Generations:
+    """Generate with Hugging Face ``generate``; sampling is seeded by ``seed`` when given."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    if seed is not None:
+        torch.manual_seed(seed)
+    chunks = []  # (prompt ids (n, p), prompt mask (n, p), completion ids (n, t))
+    for i in range(0, len(prompts), batch_size):
+        enc = tok(prompts[i : i + batch_size], return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+        gen = model.generate(
+            **enc, max_new_tokens=max_new_tokens, do_sample=do_sample,
+            temperature=temperature if do_sample else None, top_p=top_p if do_sample else None,
+            top_k=0 if do_sample else None,
+            pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
+        )
+        p = enc["input_ids"].shape[1]
+        chunks.append((enc["input_ids"], enc["attention_mask"].long(), gen[:, p:]))
+    P = max(c[0].shape[1] for c in chunks)
+    T = max(c[2].shape[1] for c in chunks)
+    pad = tok.pad_token_id
+    F = torch.nn.functional
+    ids_rows, mask_rows, cmask_rows, texts, lengths = [], [], [], [], []
+    for pids, pmask, comp in chunks:
+        is_eos = comp == tok.eos_token_id
+        after = (is_eos.long().cumsum(-1) - is_eos.long()) > 0  # strictly after the first EOS
+        cmask = (~after).long()  # (n, t): generated tokens up to and including EOS
+        comp = comp.masked_fill(after, pad)
+        lp, rp = P - pids.shape[1], T - comp.shape[1]
+        ids_rows.append(torch.cat([F.pad(pids, (lp, 0), value=pad), F.pad(comp, (0, rp), value=pad)], 1))
+        mask_rows.append(torch.cat([F.pad(pmask, (lp, 0)), F.pad(cmask, (0, rp))], 1))
+        cmask_rows.append(torch.cat([torch.zeros_like(F.pad(pmask, (lp, 0))), F.pad(cmask, (0, rp))], 1))
+        lengths += cmask.sum(-1).tolist()
+        texts += tok.batch_decode(comp.masked_fill(is_eos, pad), skip_special_tokens=True)
+    if was_training:
+        model.train()
+    return Generations(texts, torch.cat(ids_rows), torch.cat(mask_rows), torch.cat(cmask_rows), lengths)
+
+
+def token_logprobs(model, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(N, L) ids -> (N, L) log p(ids[t] | ids[<t]); column 0 is 0 (it has no context)."""
+    logits = model(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask)).logits
+    logp = torch.log_softmax(logits[:, :-1].float(), -1).gather(-1, ids[:, 1:, None]).squeeze(-1)
+    return torch.nn.functional.pad(logp, (1, 0))

@@ -1,0 +1,95 @@
+"""Tokenizer, tiny model config, and policy loading shared by sft, train, rubric and evaluate.
+
+Default: a byte-level BPE tokenizer trained locally with ``tokenizers`` (digits split
+one per token, which makes column arithmetic learnable for a tiny model) and a
+Llama- or Qwen2-style config built with ``from_config``. A Hugging Face model name or
+path in ``prepare.model.name_or_path`` replaces both. Nothing is downloaded unless
+the user names a hub model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+import torch
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast
+
+SPECIALS = {"pad_token": "<pad>", "eos_token": "<eos>", "bos_token": "<bos>", "unk_token": "<unk>"}
+
+
+def train_tokenizer(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenizerFast:
+    """Byte-level BPE trained on ``texts``; each digit (with its leading space) is one token."""
+    tok = Tokenizer(models.BPE(unk_token=SPECIALS["unk_token"]))
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(r" ?[0-9]"), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False),
+        ]
+    )
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=list(SPECIALS.values()),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(texts, trainer=trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, **SPECIALS)
+    fast.padding_side = "left"
+    return fast
+
+
+def tiny_config(kind: str, vocab_size: int, hidden: int, layers: int, heads: int, max_len: int, tok) -> "AutoConfig":
+    """A small Llama/Qwen2 config; ``from_config`` builds randomly initialised weights from it."""
+    common = dict(
+        vocab_size=vocab_size,
+        hidden_size=hidden,
+        intermediate_size=hidden * 3,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=heads,
+        max_position_embeddings=max_len,
+        tie_word_embeddings=True,
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id,
+        bos_token_id=tok.bos_token_id,
+    )
+    return AutoConfig.for_model(kind, **common)
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("base.device = 'cuda' but no CUDA device is visible. Fix: set base.device: auto or cpu.")
+    return torch.device(device)
+
+
+def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    """``auto`` -> bf16 on CUDA with bf16 support, fp32 elsewhere."""
+    if dtype == "auto":
+        return torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+
+
+def load_tokenizer(path: str | Path):
+    tok = AutoTokenizer.from_pretrained(str(path))
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    tok.padding_side = "left"
+    return tok
+
+
+def load_policy(path: str | Path, dtype: torch.dtype = torch.float32, seed: int | None = None):
+    """A causal LM from a saved folder/hub name; a folder with only ``config.json`` is built
+    from config with random weights (seeded) - the tiny default before SFT."""
+    p = Path(str(path))
+    if p.is_dir() and not any(p.glob("*.safetensors")) and not any(p.glob("*.bin")):
+        if seed is not None:
+            torch.manual_seed(seed)
+        cfg = AutoConfig.from_pretrained(str(p))
+        return AutoModelForCausalLM.from_config(cfg, dtype=dtype)
+    return AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype)

@@ -1,0 +1,83 @@
+"""Typed config of the train stage (``train:`` in params.yaml)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field, field_validator, model_validator
+
+from moalign.rl.weighting import WeightingConfig
+from moalign.schema import StrictModel
+
+
+class TrainConfig(StrictModel):
+    """train: multi-objective online RL from the SFT policy with a reward-weighting strategy."""
+
+    strategies: list[str] = Field(
+        default_factory=lambda: ["fixed", "hypervolume", "gradient"],
+        description="Strategies dvc.yaml trains side by side (train@<name>); each must be a WEIGHTINGS name.",
+    )
+    estimator: str = Field("grpo", description="Advantage estimator: grpo, rloo, reinforce, reinforce_pp.")
+    objectives: list[str] = Field(
+        default_factory=lambda: ["accuracy", "conciseness", "clarity"],
+        description="Reward objectives (REWARDS names); the weighting acts on them in this order.",
+    )
+    reward_options: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Extra keyword options per objective, e.g. {rubric: {judge: rules}}."
+    )
+    weighting: WeightingConfig = Field(
+        default_factory=WeightingConfig, description="Weighting-strategy settings (preset, weights, mu, hv_apply, ...)."
+    )
+    max_steps: int = Field(40, ge=1, description="RL updates.")
+    prompts_per_step: int = Field(8, ge=1, description="Prompts per update (B).")
+    group_size: int = Field(8, ge=1, description="Rollouts per prompt (G); grpo/rloo need >= 2.")
+    max_new_tokens: int = Field(128, ge=1, description="Rollout length budget.")
+    temperature: float = Field(1.0, gt=0, description="Sampling temperature of rollouts.")
+    top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling of rollouts.")
+    lr: float = Field(2e-4, gt=0, description="Policy AdamW learning rate.")
+    kl_coef: float = Field(0.0, ge=0, description="KL(policy || SFT reference) coefficient; 0 skips the reference model.")
+    clip_eps: float | None = Field(0.2, description="PPO ratio clip; null disables clipping.")
+    grad_clip: float = Field(1.0, gt=0, description="Max gradient norm of the policy update.")
+    grad_layers: list[str] = Field(
+        default_factory=lambda: [r"layers\.\d+\.mlp\.down_proj"],
+        description="Regexes of parameter names whose gradients form g_i for the gradient strategy.",
+    )
+    eval_every: int = Field(5, ge=1, description="Steps between validation points (hypervolume, curves).")
+    val_rows: int = Field(96, ge=1, description="Validation prompts per validation point.")
+    snapshot_every: int = Field(10, ge=1, description="Steps between saved policy snapshots (evaluate scores them).")
+    checkpoint_every: int = Field(10, ge=1, description="Steps between resumable checkpoints.")
+    generation_backend: str = Field("hf", description="Rollout engine (generation BACKENDS registry).")
+
+    @field_validator("objectives")
+    @classmethod
+    def _objectives(cls, v: list[str]) -> list[str]:
+        if not v or len(set(v)) != len(v):
+            raise ValueError("objectives must be a non-empty list without repeats")
+        return v
+
+    @field_validator("clip_eps")
+    @classmethod
+    def _clip(cls, v: float | None) -> float | None:
+        if v is not None and not 0 < v < 1:
+            raise ValueError("clip_eps must be in (0, 1) or null. Fix: e.g. 0.2, or null to disable clipping")
+        return v
+
+    @model_validator(mode="after")
+    def _names(self) -> "TrainConfig":
+        from moalign.generation import BACKENDS
+        from moalign.rl.estimators import ESTIMATORS, check_group_size
+        from moalign.rl.rewards import REWARDS
+        from moalign.rl.weighting import WEIGHTINGS
+
+        if self.estimator not in ESTIMATORS:
+            raise ValueError(f"estimator {self.estimator!r} is unknown; valid names: {', '.join(ESTIMATORS.names())}")
+        for o in self.objectives:
+            if o not in REWARDS:
+                raise ValueError(f"objective {o!r} is unknown; valid names: {', '.join(REWARDS.names())}")
+        for s in self.strategies:
+            if s not in WEIGHTINGS:
+                raise ValueError(f"strategy {s!r} is unknown; valid names: {', '.join(WEIGHTINGS.names())}")
+        if self.generation_backend not in BACKENDS:
+            raise ValueError(f"generation_backend {self.generation_backend!r} is unknown; valid: {', '.join(BACKENDS.names())}")
+        check_group_size(self.estimator, self.group_size)
+        return self

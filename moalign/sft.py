@@ -1,0 +1,118 @@
+"""SFT core: warm-start the policy on the balanced mixture so RL has signal.
+
+The batch sampler follows the balance plan (phases and loss weights); the loss is the
+token-mean cross-entropy of each completion, multiplied by its domain's loss weight
+(1 except for scalarization), averaged over the batch. Evaluation reports per-domain
+validation loss and exact-match accuracy of greedy answers (graded with the same
+``extract_answer`` the RL accuracy reward uses).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from typing import Callable
+
+import torch
+from pydantic import Field
+
+from moalign.generation import BACKENDS
+from moalign.schema import StrictModel
+from moalign.text import extract_answer, format_completion, format_prompt, normalize_number
+
+
+class LoraConfig(StrictModel):
+    """Optional LoRA adapters via peft (merged into the saved policy)."""
+
+    enabled: bool = Field(False, description="Train LoRA adapters instead of all weights.")
+    r: int = Field(16, ge=1, description="LoRA rank.")
+    alpha: int = Field(32, ge=1, description="LoRA alpha.")
+    dropout: float = Field(0.0, ge=0, lt=1, description="LoRA dropout.")
+    target_modules: list[str] = Field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"], description="Module names to adapt."
+    )
+
+
+class SFTConfig(StrictModel):
+    """sft: supervised warm start on the balance plan's mixture."""
+
+    max_steps: int = Field(1200, ge=1, description="Optimizer steps.")
+    batch_size: int = Field(32, ge=1, description="Sequences per step.")
+    lr: float = Field(3e-3, gt=0, description="Peak AdamW learning rate (tiny models like it high).")
+    warmup_steps: int = Field(50, ge=0, description="Linear warmup, then cosine decay to 10%.")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
+    grad_clip: float = Field(1.0, gt=0, description="Max gradient norm.")
+    eval_every: int = Field(300, ge=1, description="Steps between validation passes.")
+    eval_rows: int = Field(64, ge=1, description="Validation rows per domain in each eval pass.")
+    max_new_tokens: int = Field(160, ge=1, description="Generation budget of the greedy eval.")
+    checkpoint_every: int = Field(300, ge=1, description="Steps between resumable checkpoints.")
+    lora: LoraConfig = Field(default_factory=LoraConfig)
+
+
+def encode_rows(tok, rows: list[dict]) -> list[tuple[list[int], list[int]]]:
+    """(prompt ids, completion ids + EOS) per row."""
+    prompts = tok([format_prompt(r["question"]) for r in rows], add_special_tokens=False)["input_ids"]
+    comps = tok([format_completion(r["solution"], r["answer"]) for r in rows], add_special_tokens=False)["input_ids"]
+    return [(p, c + [tok.eos_token_id]) for p, c in zip(prompts, comps)]
+
+
+def collate(encoded: list[tuple[list[int], list[int]]], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-padded ids (B, L), attention mask (B, L), labels (B, L) with -100 outside completions."""
+    L = max(len(p) + len(c) for p, c in encoded)
+    ids = torch.full((len(encoded), L), pad_id, dtype=torch.long)
+    labels = torch.full((len(encoded), L), -100, dtype=torch.long)
+    mask = torch.zeros((len(encoded), L), dtype=torch.long)
+    for i, (p, c) in enumerate(encoded):
+        seq = p + c
+        ids[i, : len(seq)] = torch.tensor(seq)
+        mask[i, : len(seq)] = 1
+        labels[i, len(p) : len(seq)] = torch.tensor(c)
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+def per_sequence_loss(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """(B,) token-mean cross-entropy of each sequence's completion."""
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
+    labels = batch["labels"][:, 1:]
+    ce = torch.nn.functional.cross_entropy(
+        logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100, reduction="none"
+    ).view(labels.shape)
+    valid = (labels != -100).float()
+    return (ce * valid).sum(-1) / valid.sum(-1).clamp(min=1)
+
+
+def weighted_loss(per_seq: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Scalarization (Upsample-or-Upweight eq. for w_i): mean_b w_{d(b)} * loss_b."""
+    return (per_seq * weights).mean()
+
+
+def lr_lambda(warmup: int, total: int) -> Callable[[int], float]:
+    def f(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        prog = (step - warmup) / max(1, total - warmup)
+        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, prog)))
+
+    return f
+
+
+@torch.no_grad()
+def evaluate_policy(model, tok, rows: list[dict], max_new_tokens: int, batch_size: int = 64) -> dict[str, float]:
+    """Per-domain validation loss and greedy exact-match accuracy: ``eval/<domain>/{loss,accuracy}``."""
+    device = next(model.parameters()).device
+    model.eval()
+    enc = encode_rows(tok, rows)
+    losses: list[float] = []
+    for i in range(0, len(enc), batch_size):
+        b = {k: v.to(device) for k, v in collate(enc[i : i + batch_size], tok.pad_token_id).items()}
+        losses += per_sequence_loss(model, b).tolist()
+    gens = BACKENDS.get("hf")(model, tok, [format_prompt(r["question"]) for r in rows], max_new_tokens, False)
+    by = defaultdict(lambda: defaultdict(list))
+    for r, loss, text, n in zip(rows, losses, gens.texts, gens.lengths):
+        ok = normalize_number(extract_answer(text)) == normalize_number(r["answer"])
+        for d in (r["domain"], "all"):
+            by[d]["loss"].append(loss)
+            by[d]["accuracy"].append(float(ok))
+            by[d]["length"].append(n)
+    model.train()
+    return {f"eval/{d}/{k}": sum(v) / len(v) for d, kv in by.items() for k, v in kv.items()}

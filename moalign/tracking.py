@@ -1,0 +1,115 @@
+"""MLflow edge: one run per stage, nested under a pipeline run when the environment names one.
+
+- The tracking URI is set explicitly from ``base.tracking.uri`` (default ``sqlite:///mlflow.db``).
+- ``MOALIGN_PARENT_RUN_ID`` (set by the Prefect flow) makes the stage a nested run.
+- Runs are tagged ``moalign.stage``, ``moalign.git_commit`` and, for train, ``moalign.strategy``.
+- ``tracking.enabled: false`` turns every call into a no-op; an unreachable store warns and
+  turns tracking off unless ``tracking.required: true``. Values whose key looks like a
+  secret (``*key*``, ``*token*``, ``*secret*``, ``*password*``) are never logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+log = logging.getLogger("moalign.tracking")
+PARENT_ENV = "MOALIGN_PARENT_RUN_ID"
+_SECRET_WORDS = ("key", "token", "secret", "password")
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10
+        ).stdout.strip()
+    except Exception:  # noqa: BLE001 - no git, no commit yet
+        return "unknown"
+
+
+def _safe(params: dict[str, Any]) -> dict[str, str]:
+    out = {}
+    for k, v in params.items():
+        leaf = k.rsplit(".", 1)[-1].lower()
+        if any(w in leaf for w in _SECRET_WORDS) and not leaf.endswith(("_env", "tokens")) and "max" not in leaf:
+            continue
+        out[k] = str(v)[:500]
+    return out
+
+
+class Tracker:
+    """Thin wrapper over an active MLflow run; every method is a no-op when disabled."""
+
+    def __init__(self, mlflow_mod: Any | None) -> None:
+        self._m = mlflow_mod
+
+    @property
+    def enabled(self) -> bool:
+        return self._m is not None
+
+    @property
+    def run_id(self) -> str | None:
+        return self._m.active_run().info.run_id if self._m else None
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        if self._m:
+            items = _safe(params)
+            keys = sorted(items)
+            for i in range(0, len(keys), 100):
+                self._m.log_params({k: items[k] for k in keys[i : i + 100]})
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        if self._m:
+            clean = {k.replace("@", "_"): float(v) for k, v in metrics.items() if v is not None}
+            self._m.log_metrics(clean, step=step)
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        if self._m and Path(path).exists():
+            if Path(path).is_dir():
+                self._m.log_artifacts(str(path), artifact_path=artifact_path)
+            else:
+                self._m.log_artifact(str(path), artifact_path=artifact_path)
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        if self._m:
+            self._m.set_tags(tags)
+
+
+@contextmanager
+def stage_run(
+    stage: str, tracking: Any, params: dict[str, Any], run_name: str | None = None,
+    tags: dict[str, str] | None = None,
+) -> Iterator[Tracker]:
+    """Open the MLflow run of ``stage`` (nested under ``$MOALIGN_PARENT_RUN_ID`` when set)."""
+    if not tracking.enabled:
+        yield Tracker(None)
+        return
+    try:
+        import mlflow
+
+        mlflow.set_tracking_uri(tracking.uri)
+        mlflow.set_experiment(tracking.experiment)
+        parent = os.environ.get(PARENT_ENV)
+        all_tags = {"moalign.stage": stage, "moalign.git_commit": git_commit(), **(tags or {})}
+        mlflow.start_run(run_name=run_name or stage, tags=all_tags, parent_run_id=parent or None)
+    except Exception as e:  # noqa: BLE001 - tracking store down or misconfigured
+        if tracking.required:
+            raise RuntimeError(
+                f"base.tracking.uri = {tracking.uri!r}: MLflow is not reachable ({e}). "
+                "Fix: start the tracking server, or set base.tracking.required: false"
+            ) from e
+        log.warning("MLflow not reachable at %s (%s); continuing without tracking", tracking.uri, e)
+        yield Tracker(None)
+        return
+    status = "FAILED"
+    try:
+        tracker = Tracker(mlflow)
+        tracker.log_params(params)
+        yield tracker
+        status = "FINISHED"
+    finally:
+        mlflow.end_run(status=status)

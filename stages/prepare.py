@@ -1,0 +1,88 @@
+"""prepare stage: rows -> data/prepared/{train,val,test}, tokenizer + model config -> data/prepared/model.
+
+Outputs are built in a temporary folder and renamed into place, so a failure leaves
+no partial ``data/prepared``.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import Counter
+from pathlib import Path
+
+import datasets
+
+from moalign.config import Params, flatten
+from moalign.data import arith
+from moalign.data.config import PrepareConfig
+from moalign.data.loader import load_rows
+from moalign.io import atomic_path, write_json
+from moalign.modeling import load_tokenizer, tiny_config, train_tokenizer
+from moalign.tracking import stage_run
+from stages._edge import stage_main
+
+OUT = Path("data/prepared")
+METRICS = Path("metrics/prepare.json")
+log = logging.getLogger("moalign.prepare")
+
+
+def build_rows(cfg: PrepareConfig, seed: int) -> dict[str, list[dict[str, str]]]:
+    """Pure core: the three disjoint splits from the configured source."""
+    if cfg.source == "generator":
+        g = cfg.generator
+        return arith.generate(g.sizes, g.eval_rows, g.max_digits, g.op_weights, seed)
+    d = cfg.dataset
+    rows = load_rows(d.name_or_path, d.columns.model_dump(), d.config, d.train_split, d.default_domain)
+    uniq = list({r["question"]: r for r in rows}.values())  # disjoint splits: no question twice
+    random.Random(seed).shuffle(uniq)
+    if d.max_rows:
+        uniq = uniq[: d.max_rows]
+    n_val, n_test = max(1, int(len(uniq) * d.val_fraction)), max(1, int(len(uniq) * d.test_fraction))
+    if len(uniq) < n_val + n_test + 1:
+        raise ValueError(f"prepare.dataset: only {len(uniq)} distinct rows; need at least 3. Fix: use a larger dataset")
+    return {"test": uniq[:n_test], "val": uniq[n_test : n_test + n_val], "train": uniq[n_test + n_val :]}
+
+
+def split_metrics(splits: dict[str, list[dict[str, str]]]) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for name, rows in splits.items():
+        out[f"rows_{name}"] = len(rows)
+        for dom, n in sorted(Counter(r["domain"] for r in rows).items()):
+            out[f"rows_{name}_{dom}"] = n
+    sizes = [v for k, v in out.items() if k.startswith("rows_train_")]
+    out["imbalance_ratio"] = max(sizes) / min(sizes) if sizes else 1.0
+    return out
+
+
+def run(params: Params) -> dict[str, object]:
+    cfg, base = params.prepare, params.base
+    with stage_run("prepare", base.tracking, flatten(params.section("prepare"), "prepare") | {"base.seed": base.seed}) as tr:
+        splits = build_rows(cfg, base.seed)
+        metrics = split_metrics(splits)
+        with atomic_path(OUT) as tmp:
+            for name, rows in splits.items():
+                datasets.Dataset.from_list(rows).save_to_disk(str(tmp / name))
+            model_dir = tmp / "model"
+            if cfg.model.name_or_path:
+                tok = load_tokenizer(cfg.model.name_or_path)
+                tok.save_pretrained(model_dir)
+                (model_dir / "SOURCE").write_text(cfg.model.name_or_path + "\n")
+            else:
+                tok = train_tokenizer(arith.corpus(splits["train"]), cfg.tokenizer.vocab_size)
+                tok.save_pretrained(model_dir)
+                m = cfg.model
+                tiny_config(m.arch, len(tok), m.hidden_size, m.num_layers, m.num_heads, m.max_length, tok).save_pretrained(model_dir)
+        write_json(METRICS, metrics)
+        tr.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
+        tr.log_artifact(METRICS)
+        log.info("prepared %s", {k: v for k, v in metrics.items() if k.count("_") == 1})
+        return metrics
+
+
+def main(argv: list[str] | None = None) -> int:
+    return stage_main("prepare", run, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

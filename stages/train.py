@@ -1,0 +1,112 @@
+"""train stage: ``python -m stages.train --strategy NAME`` -> models/train/NAME (policy, snapshots, history).
+
+Runs on CPU here and on CUDA/bf16 through ``accelerate`` (``accelerate launch -m stages.train
+--strategy NAME`` for several GPUs). Resumable checkpoints live in ``checkpoints/train/NAME``.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import logging
+from pathlib import Path
+
+import datasets
+import numpy as np
+
+from moalign import checkpoint
+from moalign.config import Params, flatten
+from moalign.io import atomic_path, write_json, write_text
+from moalign.modeling import load_policy, load_tokenizer, resolve_device, resolve_dtype
+from moalign.plots import plot_curves
+from moalign.rl.trainer import TrainResult, train
+from moalign.tracking import stage_run
+from stages._edge import seed_everything, stage_main
+
+SFT = Path("models/sft")
+PREPARED = Path("data/prepared")
+log = logging.getLogger("moalign.train")
+
+
+def history_csv(res: TrainResult) -> str:
+    """One row per step with every logged metric (the DVC plots source)."""
+    keys = sorted({k for h in res.history for k in h} - {"step"})
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["step", *keys])
+    for h in res.history:
+        w.writerow([h["step"], *[h.get(k, "") for k in keys]])
+    return buf.getvalue()
+
+
+def run(params: Params, strategy: str) -> dict[str, float]:
+    cfg, base = params.train, params.base
+    if strategy not in cfg.strategies:
+        raise ValueError(f"--strategy {strategy!r} is not in train.strategies {cfg.strategies}. Fix: add it there")
+    seed_everything(base.seed, base.threads)
+    device = resolve_device(base.device)
+    dtype = resolve_dtype(base.dtype, device)
+    out, ckpt = Path("models/train") / strategy, Path("checkpoints/train") / strategy
+    plots = Path("plots/train") / strategy
+    logged = flatten(params.section("train"), "train") | {"base.seed": base.seed, "strategy": strategy}
+    tags = {"moalign.strategy": strategy, "moalign.estimator": cfg.estimator}
+    with stage_run("train", base.tracking, logged, run_name=f"train@{strategy}", tags=tags) as tr:
+        from accelerate import Accelerator
+
+        acc = Accelerator(cpu=device.type == "cpu",
+                          mixed_precision="bf16" if dtype.__repr__().endswith("bfloat16") and device.type == "cuda" else "no")
+        tok = load_tokenizer(SFT)
+        model = load_policy(SFT, dtype=dtype).to(acc.device)
+        ref = copy.deepcopy(model).eval().requires_grad_(False) if cfg.kl_coef > 0 else None
+        train_rows = list(datasets.load_from_disk(str(PREPARED / "train")))
+        val_rows = list(datasets.load_from_disk(str(PREPARED / "val")))[: cfg.val_rows]
+        fp = checkpoint.fingerprint({"train": params.section("train"), "strategy": strategy, "seed": base.seed,
+                                     "sft": (SFT / "model.safetensors").stat().st_mtime_ns
+                                     if (SFT / "model.safetensors").exists() else 0})
+        snaps = Path("checkpoints/train") / f"{strategy}-snapshots"
+        if checkpoint.latest(ckpt, fp) is None:
+            checkpoint.clear(snaps)  # snapshots of an unfinished run with other params
+
+        def snapshot(step: int, policy) -> None:
+            with atomic_path(snaps / f"step-{step:05d}") as tmp:
+                policy.save_pretrained(tmp, safe_serialization=True)
+
+        res = train(cfg, strategy, model, tok, train_rows, val_rows, base.seed, accelerator=acc, ref_model=ref,
+                    ckpt_dir=ckpt, fingerprint=fp, log_fn=tr.log_metrics, snapshot_fn=snapshot)
+        if not acc.is_main_process:
+            return {}
+        final = {k: v for k, v in res.history[-1].items() if k != "step"}
+        with atomic_path(out) as tmp:
+            acc.unwrap_model(model).save_pretrained(tmp, safe_serialization=True)
+            tok.save_pretrained(tmp)
+            (tmp / "snapshots").mkdir()
+            for d in sorted(snaps.glob("step-*")):
+                d.rename(tmp / "snapshots" / d.name)
+            write_json(tmp / "history.json", {"strategy": strategy, "objectives": cfg.objectives,
+                                              "history": res.history, "validation": res.validation,
+                                              "weights": res.weights})
+        write_json(Path("metrics/train") / f"{strategy}.json", final)
+        write_text(plots / "history.csv", history_csv(res))
+        steps = [h["step"] for h in res.history]
+        plot_curves({o: list(zip(steps, [h[f"weights/{o}"] for h in res.history])) for o in cfg.objectives},
+                    plots / "weights.png", f"weights ({strategy})", "weight")
+        plot_curves({o: list(zip(steps, [h[f"rewards/{o}/mean"] for h in res.history])) for o in cfg.objectives},
+                    plots / "rewards.png", f"rollout rewards ({strategy})", "mean reward")
+        for f in ("weights.png", "rewards.png", "history.csv"):
+            tr.log_artifact(plots / f, "plots")
+        tr.log_artifact(out / "history.json")
+        checkpoint.clear(ckpt)
+        checkpoint.clear(snaps)
+        first = res.validation[0]["point"]
+        last = res.validation[-1]["point"]
+        log.info("%s: validation point %s -> %s", strategy, np.round(first, 3), np.round(last, 3))
+        return final
+
+
+def main(argv: list[str] | None = None) -> int:
+    return stage_main("train", run, argv, extra=lambda p: p.add_argument("--strategy", required=True))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,95 @@
+import json
+from pathlib import Path
+
+import datasets
+import mlflow
+import pytest
+import yaml
+
+from moalign.config import load_params
+from stages import prepare
+
+
+def test_prepare_generator_smoke(tiny_repo):
+    metrics = prepare.run(load_params())
+    splits = {s: datasets.load_from_disk(f"data/prepared/{s}") for s in ("train", "val", "test")}
+    assert set(splits["train"].column_names) >= {"question", "answer", "domain", "solution"}
+    qs = [set(d["question"]) for d in splits.values()]
+    assert not (qs[0] & qs[1]) and not (qs[0] & qs[2]) and not (qs[1] & qs[2])  # disjoint
+    assert metrics["rows_train_en"] == 200 and metrics["imbalance_ratio"] == 100
+    assert json.loads(Path("metrics/prepare.json").read_text())["rows_train"] == 250
+    assert (Path("data/prepared/model/config.json")).exists()
+    assert (Path("data/prepared/model/tokenizer.json")).exists()
+    # MLflow: stage run with flattened params and the git tag
+    mlflow.set_tracking_uri(load_params().base.tracking.uri)
+    runs = mlflow.search_runs(experiment_names=["moalign"])
+    assert len(runs) == 1
+    r = runs.iloc[0]
+    assert r["tags.moalign.stage"] == "prepare" and "tags.moalign.git_commit" in runs
+    assert r["params.prepare.generator.sizes.en"] == "200"
+    assert r["metrics.rows_train"] == 250
+
+
+def test_prepare_dataset_source_local_jsonl(tiny_repo):
+    rows = [{"q": f"What is {i} + {i}?", "a": f"#### {2 * i}", "topic": "t" + str(i % 2)} for i in range(40)]
+    Path("d.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    p = yaml.safe_load(Path("params.yaml").read_text())
+    p["prepare"]["source"] = "dataset"
+    p["prepare"]["dataset"].update(name_or_path="d.jsonl", columns={"question": "q", "answer": "a", "domain": "topic", "solution": None})
+    Path("params.yaml").write_text(yaml.safe_dump(p))
+    prepare.run(load_params())
+    train = datasets.load_from_disk("data/prepared/train")
+    assert set(train["domain"]) == {"t0", "t1"}
+    assert all(a.isdigit() for a in train["answer"])
+    assert len(train) + len(datasets.load_from_disk("data/prepared/val")) + len(datasets.load_from_disk("data/prepared/test")) == 40
+
+
+def _set_dataset(**kw):
+    p = yaml.safe_load(Path("params.yaml").read_text())
+    p["prepare"]["source"] = "dataset"
+    p["prepare"]["dataset"].update(kw)
+    Path("params.yaml").write_text(yaml.safe_dump(p))
+
+
+def test_missing_column_lists_available(tiny_repo):
+    Path("d.jsonl").write_text('{"question": "1+1", "label": "2"}\n' * 5)
+    _set_dataset(name_or_path="d.jsonl")
+    with pytest.raises(KeyError) as e:
+        prepare.run(load_params())
+    assert "'answer'" in str(e.value) and "label" in str(e.value)
+    assert not Path("data/prepared").exists()
+
+
+def test_missing_path_named_and_no_partial_output(tiny_repo, capsys):
+    _set_dataset(name_or_path="nope/missing.jsonl")
+    assert prepare.main([]) == 2
+    assert "nope/missing.jsonl" in capsys.readouterr().err
+    assert not Path("data/prepared").exists()
+    assert not list(Path("data").glob(".prepared*"))  # no temp leftovers
+
+
+def test_misspelt_param_exit_code(tiny_repo, capsys):
+    p = yaml.safe_load(Path("params.yaml").read_text())
+    p["prepare"]["generator"]["sizs"] = {}
+    Path("params.yaml").write_text(yaml.safe_dump(p))
+    assert prepare.main([]) == 2
+    assert "prepare.generator.sizs" in capsys.readouterr().err
+
+
+def test_tracking_disabled_and_unreachable(tiny_repo):
+    p = yaml.safe_load(Path("params.yaml").read_text())
+    p["base"]["tracking"]["uri"] = "http://127.0.0.1:9"  # nothing listens there
+    Path("params.yaml").write_text(yaml.safe_dump(p))
+    import os
+
+    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
+    os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = "2"
+    try:
+        prepare.run(load_params())  # not required: warns and continues
+    finally:
+        os.environ.pop("MLFLOW_HTTP_REQUEST_MAX_RETRIES")
+        os.environ.pop("MLFLOW_HTTP_REQUEST_TIMEOUT")
+    assert Path("data/prepared/train").exists()
+    p["base"]["tracking"] = {"enabled": False}
+    Path("params.yaml").write_text(yaml.safe_dump(p))
+    prepare.run(load_params())

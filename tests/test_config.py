@@ -1,0 +1,57 @@
+import pytest
+import yaml
+
+from moalign.config import Params, flatten, load_params
+from moalign.schema import ParamsError
+from tests.tiny import ROOT, merge
+
+
+def raw():
+    return yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def test_default_params_load():
+    p = load_params(ROOT / "params.yaml")
+    assert p.base.tracking.uri == "sqlite:///mlflow.db"
+    assert p.prepare.generator.sizes["en"] >= 100 * min(p.prepare.generator.sizes.values())
+
+
+@pytest.mark.parametrize(
+    "patch, key",
+    [
+        ({"train": {"group_szie": 4}}, "train.group_szie"),
+        ({"prepare": {"generator": {"sizes": {"en": "many"}}}}, "prepare.generator.sizes.en"),
+        ({"base": {"device": "tpu"}}, "base.device"),
+        ({"sft": {"lr": -1}}, "sft.lr"),
+        ({"prepare": {"model": {"hidden_size": 30, "num_heads": 4}}}, "prepare.model"),
+        ({"prepare": {"source": "dataset"}}, "prepare"),
+    ],
+)
+def test_bad_keys_are_named(patch, key):
+    with pytest.raises(ParamsError) as e:
+        Params(merge(raw(), patch))
+    assert key in str(e.value)
+
+
+def test_unknown_section_named():
+    with pytest.raises(ParamsError, match="trian"):
+        Params({**raw(), "trian": {}})
+
+
+def test_misspelt_key_in_file_names_file_and_key(tmp_path):
+    bad = merge(raw(), {"prepare": {"generatr": {}}})
+    f = tmp_path / "params.yaml"
+    f.write_text(yaml.safe_dump(bad))
+    with pytest.raises(ParamsError) as e:
+        load_params(f)
+    assert "prepare.generatr" in str(e.value) and "unknown key" in str(e.value)
+    assert str(f) in str(e.value)
+
+
+def test_missing_file():
+    with pytest.raises(ParamsError, match="not found"):
+        load_params("/nonexistent/params.yaml")
+
+
+def test_flatten():
+    assert flatten({"a": {"b": 1, "c": {"d": [1]}}, "e": 2}) == {"a.b": 1, "a.c.d": [1], "e": 2}

@@ -1,0 +1,89 @@
+"""sft core, generation and checkpoint helpers on a 1-layer model."""
+
+import torch
+
+from moalign import checkpoint
+from moalign.data.arith import corpus, generate, solve
+from moalign.generation import hf_generate, position_ids, token_logprobs
+from moalign.modeling import tiny_config, train_tokenizer
+from moalign.sft import collate, encode_rows, evaluate_policy, per_sequence_loss, weighted_loss
+from moalign.text import extract_answer, format_completion
+
+
+def tiny():
+    rows = generate({"en": 60, "de": 2}, 2, 2, {"add": 1}, 0)
+    tok = train_tokenizer(corpus(rows["train"]), 300)
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(tiny_config("llama", len(tok), 32, 1, 2, 128, tok))
+    return rows, tok, model
+
+
+def test_solutions_are_correct_and_parsable():
+    for op, a, b, c in [("add", 478, 96, 0), ("sub", 402, 96, 0), ("mul", 478, 6, 0), ("two", 47, 38, 50)]:
+        text, ans = solve(op, a, b, c)
+        assert ans == {"add": a + b, "sub": a - b, "mul": a * b, "two": a + b - c}[op]
+        assert extract_answer(format_completion(text, str(ans))) == str(ans)
+
+
+def test_generate_splits_disjoint_and_long_tailed():
+    rows = generate({"en": 300, "de": 3}, 5, 3, {"add": 1, "sub": 1, "mul": 1, "two": 1}, 1)
+    q = {s: {r["question"] for r in v} for s, v in rows.items()}
+    assert not (q["train"] & q["test"]) and not (q["train"] & q["val"]) and not (q["val"] & q["test"])
+    assert sum(r["domain"] == "de" for r in rows["train"]) == 3
+
+
+def test_tokenizer_roundtrip_and_digits():
+    rows, tok, _ = tiny()
+    text = "Question: 12 + 34 = ?\nSolution: 1. 2 + 4 = 6\nAnswer: \\boxed{46}"
+    ids = tok(text, add_special_tokens=False)["input_ids"]
+    assert tok.decode(ids) == text
+    assert all(sum(ch.isdigit() for ch in t) <= 1 for t in tok.convert_ids_to_tokens(ids))
+
+
+def test_loss_masks_prompt_and_weights():
+    rows, tok, model = tiny()
+    enc = encode_rows(tok, rows["train"][:3])
+    b = collate(enc, tok.pad_token_id)
+    assert (b["labels"][0, : len(enc[0][0])] == -100).all()
+    per = per_sequence_loss(model, b)
+    assert per.shape == (3,)
+    w = torch.tensor([1.0, 0.0, 0.0])
+    assert torch.allclose(weighted_loss(per, w), per[0] / 3)
+
+
+def test_position_ids_left_padding():
+    m = torch.tensor([[0, 0, 1, 1], [1, 1, 1, 1]])
+    assert position_ids(m).tolist() == [[0, 0, 0, 1], [0, 1, 2, 3]]
+
+
+def test_generation_logprobs_match_generate_scores():
+    rows, tok, model = tiny()
+    prompts = ["Question: 1 + 2 = ?\nSolution:", "Question: 10 + 20 = ?\nSolution:"]
+    g = hf_generate(model, tok, prompts, 6, do_sample=False)
+    assert g.ids.shape == g.mask.shape == g.completion_mask.shape
+    assert g.completion_mask.sum(-1).tolist() == g.lengths
+    # greedy tokens are the argmax under the recomputed logits (position ids consistent)
+    with torch.no_grad():
+        logits = model(input_ids=g.ids, attention_mask=g.mask, position_ids=position_ids(g.mask)).logits
+        lp = token_logprobs(model, g.ids, g.mask)
+    pred = logits[:, :-1].argmax(-1)
+    cm = g.completion_mask[:, 1:].bool()
+    assert (pred[cm] == g.ids[:, 1:][cm]).all()
+    assert (lp[:, 1:][cm] <= 0).all()
+
+
+def test_evaluate_policy_keys():
+    rows, tok, model = tiny()
+    m = evaluate_policy(model, tok, rows["val"], 4)
+    assert {"eval/all/loss", "eval/all/accuracy", "eval/en/accuracy", "eval/de/length"} <= set(m)
+
+
+def test_checkpoint_latest_matches_fingerprint(tmp_path):
+    checkpoint.save(tmp_path, 1, "aaa", {"x": 1})
+    checkpoint.save(tmp_path, 2, "aaa", {"x": 2})
+    checkpoint.save(tmp_path, 3, "aaa", {"x": 3})
+    assert len(list(tmp_path.glob("step-*"))) == 2
+    assert checkpoint.latest(tmp_path, "aaa")["x"] == 3
+    assert checkpoint.latest(tmp_path, "bbb") is None

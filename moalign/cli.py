@@ -1,0 +1,37 @@
+"""``moalign`` command line: run a stage, review rubric proposals.
+
+    moalign stage prepare [--params params.yaml]
+    moalign rubric review [--proposals data/rubric/proposals.json] [--accepted rubrics/accepted.yaml]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="moalign")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    st = sub.add_parser("stage", help="run one stage outside DVC (same code DVC runs)")
+    st.add_argument("name", choices=["prepare", "balance", "sft", "rubric", "train", "evaluate"])
+    st.add_argument("rest", nargs=argparse.REMAINDER)
+    rb = sub.add_parser("rubric", help="rubric tools")
+    rsub = rb.add_subparsers(dest="rcmd", required=True)
+    rv = rsub.add_parser("review", help="accept or reject proposed domain principles")
+    rv.add_argument("--proposals", default="data/rubric/proposals.json")
+    rv.add_argument("--accepted", default="rubrics/accepted.yaml")
+    rv.add_argument("--accept-all", action="store_true", help="accept every proposal with net > 0 (non-interactive)")
+    a = ap.parse_args(argv)
+    if a.cmd == "stage":
+        return importlib.import_module(f"stages.{a.name}").main(a.rest)
+    from moalign.rubric.review import review
+
+    decide = (lambda p: p["net"] > 0) if a.accept_all else None
+    review(a.proposals, a.accepted, decide=decide)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

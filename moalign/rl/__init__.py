@@ -1,0 +1,1 @@
+"""rl: rewards, advantage estimators, reward-weighting strategies and the trainer."""

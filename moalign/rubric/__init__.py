@@ -1,0 +1,1 @@
+"""rubric: meta-rubric schema, verifiable rubrics, pairwise judges, evolution, review and the RL reward."""

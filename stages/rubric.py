@@ -1,0 +1,94 @@
+"""rubric stage: preference pairs -> evolved meta-rubric (rubrics/refined.yaml) + review proposals.
+
+Default pairs come from the SFT policy's own samples on train prompts, labelled by the
+synthetic annotator (moalign/rubric/preferences.py); ``rubric.preferences`` names a user
+dataset instead. Judge backend from ``rubric.judge`` (``rules`` offline by default).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from pathlib import Path
+
+import datasets
+
+from moalign.config import Params, flatten
+from moalign.generation import BACKENDS
+from moalign.io import atomic_path, write_json
+from moalign.modeling import load_policy, load_tokenizer, resolve_device, resolve_dtype
+from moalign.plots import plot_curves
+from moalign.rubric.evolve import evolve
+from moalign.rubric.judges import make_judge
+from moalign.rubric.preferences import load_preferences, split_by_prompt, synthetic_pairs
+from moalign.rubric.review import propose_domain_edits
+from moalign.rubric.schema import dump_meta_rubric, load_meta_rubric
+from moalign.text import format_prompt
+from moalign.tracking import stage_run
+from stages._edge import seed_everything, stage_main
+
+SFT, PREPARED = Path("models/sft"), Path("data/prepared")
+OUT, REFINED = Path("data/rubric"), Path("rubrics/refined.yaml")
+METRICS, PLOTS = Path("metrics/rubric.json"), Path("plots/rubric")
+log = logging.getLogger("moalign.rubric")
+
+
+def sample_pairs(params: Params) -> datasets.DatasetDict:
+    cfg, base = params.rubric, params.base
+    device = resolve_device(base.device)
+    model = load_policy(SFT, dtype=resolve_dtype(base.dtype, device)).to(device)
+    tok = load_tokenizer(SFT)
+    train = list(datasets.load_from_disk(str(PREPARED / "train")))
+    rows = random.Random(base.seed).sample(train, min(cfg.n_prompts, len(train)))
+    prompts = [format_prompt(r["question"]) for r in rows for _ in range(cfg.samples_per_prompt)]
+    gens = BACKENDS.get("hf")(model, tok, prompts, cfg.max_new_tokens, True, cfg.temperature, 1.0, seed=base.seed)
+    k = cfg.samples_per_prompt
+    samples = [gens.texts[i * k:(i + 1) * k] for i in range(len(rows))]
+    pairs = synthetic_pairs([r["question"] for r in rows], [r["answer"] for r in rows], [r["domain"] for r in rows],
+                            samples, cfg.label_noise, base.seed)
+    return split_by_prompt(pairs, cfg.splits, base.seed)
+
+
+def run(params: Params) -> dict[str, float]:
+    cfg, base = params.rubric, params.base
+    seed_everything(base.seed, base.threads)
+    with stage_run("rubric", base.tracking, flatten(params.section("rubric"), "rubric") | {"base.seed": base.seed}) as tr:
+        rubric = load_meta_rubric(cfg.meta, cfg.domain_layer, cfg.accepted)
+        prefs = load_preferences(cfg.preferences, cfg.splits, base.seed) if cfg.preferences else sample_pairs(params)
+        splits = {s: list(prefs[s]) for s in ("train", "val", "test")}
+        judge = make_judge(cfg.judge, model=cfg.judge_model, timeout=cfg.judge_timeout, retries=cfg.judge_retries)
+        res = evolve(rubric, judge, splits, cfg.evolve, base.seed,
+                     on_generation=lambda g, m: tr.log_metrics(m, step=g))
+        winner = res["rubric"]
+        with atomic_path(OUT) as tmp:
+            prefs.save_to_disk(str(tmp / "preferences"))
+            (tmp / "diff.patch").write_text(res["diff"])
+            props = []
+            for qt in winner.domain_layers:
+                props += propose_domain_edits(judge, winner, winner.candidates(qt), splits["val"], qt,
+                                              tmp / f"proposals-{qt}.json")
+            write_json(tmp / "proposals.json", props)
+            write_json(tmp / "report.json", {"agreement": res["agreement"], "history": res["history"],
+                                             "pairs": {s: len(v) for s, v in splits.items()}})
+        dump_meta_rubric(winner, REFINED)
+        a = res["agreement"]
+        metrics = {**{k.replace("/", "_"): v for k, v in a.items()},
+                   "gain_test": a["refined/test"] - a["initial/test"], "pairs_train": len(splits["train"]),
+                   "proposals": len(props)}
+        write_json(METRICS, metrics)
+        plot_curves({k: [(h["generation"], h[k]) for h in res["history"]] for k in ("fitness/best", "fitness/mean",
+                                                                                    "fitness/val_of_best")},
+                    PLOTS / "fitness.png", "meta-rubric evolution", "agreement with labels")
+        tr.log_metrics(metrics)
+        for f in (REFINED, OUT / "diff.patch", OUT / "proposals.json", PLOTS / "fitness.png", METRICS):
+            tr.log_artifact(f, "rubric")
+        log.info("agreement initial -> refined: test %.3f -> %.3f", a["initial/test"], a["refined/test"])
+        return metrics
+
+
+def main(argv: list[str] | None = None) -> int:
+    return stage_main("rubric", run, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

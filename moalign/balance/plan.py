@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 
 from moalign.registry import Registry
 from moalign.schema import StrictModel
@@ -71,14 +71,15 @@ class BalanceConfig(StrictModel):
             raise ValueError("tau must be > 0 (1 = proportional, large = uniform). Fix: e.g. tau: 5.0")
         return v
 
-    @model_validator(mode="after")
-    def _schedule(self) -> "BalanceConfig":
-        starts = [p.start for p in self.schedule]
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, v: list[PhaseConfig]) -> list[PhaseConfig]:
+        starts = [p.start for p in v]
         if not starts or starts[0] != 0:
             raise ValueError("schedule must start with a phase at start: 0.0. Fix: add {start: 0.0, tau: 5.0} first")
         if any(b <= a for a, b in zip(starts, starts[1:])):
             raise ValueError(f"schedule starts {starts} are not strictly increasing. Fix: sort the phases by start")
-        return self
+        return v
 
 
 def temperature_probs(sizes: dict[str, int], tau: float) -> dict[str, float]:

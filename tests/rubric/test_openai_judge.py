@@ -1,0 +1,111 @@
+"""The openai judge backend against a small OpenAI-compatible server on 127.0.0.1."""
+
+import json
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+
+from moalign.rubric.judges import JudgeError, judge_pair, make_judge
+from moalign.rubric.schema import load_meta_rubric
+from tests.tiny import ROOT
+
+GOOD = json.dumps({"criteria": [{"name": "brevity", "tier": "important", "chosen": "A", "score": 2},
+                                {"name": "format", "tier": "core", "chosen": "tie", "score": 0}]})
+
+
+class Server:
+    def __init__(self, replies):
+        self.replies, self.calls, self.auth = list(replies), 0, []
+        outer = self
+
+        class H(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                n = int(self.headers["Content-Length"])
+                json.loads(self.rfile.read(n))
+                outer.calls += 1
+                outer.auth.append(self.headers.get("Authorization"))
+                text = outer.replies[min(outer.calls - 1, len(outer.replies) - 1)]
+                body = json.dumps({"id": "x", "object": "chat.completion", "created": 0, "model": "m",
+                                   "choices": [{"index": 0, "finish_reason": "stop",
+                                                "message": {"role": "assistant", "content": text}}]}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *a):
+                pass
+
+        self.httpd = HTTPServer(("127.0.0.1", 0), H)
+        self.url = f"http://127.0.0.1:{self.httpd.server_port}/v1"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+
+
+@pytest.fixture
+def env(monkeypatch):
+    monkeypatch.setenv("MOALIGN_JUDGE_MODEL", "judge-model")
+    monkeypatch.setenv("MOALIGN_JUDGE_API_KEY", "sk-secret")
+
+
+def judge_for(url, retries=2):
+    return make_judge("openai", base_url=url, retries=retries, backoff=0.01, timeout=5)
+
+
+def test_valid_json_and_aggregation(env):
+    s = Server([GOOD])
+    try:
+        rubric = load_meta_rubric(ROOT / "rubrics/meta.yaml")
+        out = judge_pair(judge_for(s.url), "q", "short \\boxed{5}", "long \\boxed{5}", rubric, "5")
+        assert out["score_ab"] == pytest.approx(2.0) and out["criteria"][0]["name"] == "brevity"
+        assert s.calls == 2 and s.auth[0] == "Bearer sk-secret"  # both orders
+    finally:
+        s.close()
+
+
+def test_garbage_then_valid_is_retried(env):
+    s = Server(["I think A is better!", "```json\n" + GOOD + "\n```"])
+    try:
+        res = judge_for(s.url).judge("q", "a", "b", load_meta_rubric(ROOT / "rubrics/meta.yaml"))
+        assert s.calls == 2 and res[0].score == 2
+    finally:
+        s.close()
+
+
+def test_always_garbage_bounded_then_clear_error(env):
+    s = Server(["nope"])
+    try:
+        with pytest.raises(JudgeError, match="after 3 attempts"):
+            judge_for(s.url, retries=2).judge("q", "a", "b", load_meta_rubric(ROOT / "rubrics/meta.yaml"))
+        assert s.calls == 3
+    finally:
+        s.close()
+
+
+def test_endpoint_down(env):
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()  # nothing listens here now
+    with pytest.raises(JudgeError, match="Connection"):
+        judge_for(f"http://127.0.0.1:{port}/v1", retries=1).judge("q", "a", "b",
+                                                                  load_meta_rubric(ROOT / "rubrics/meta.yaml"))
+
+
+def test_missing_configuration(monkeypatch):
+    monkeypatch.delenv("MOALIGN_JUDGE_BASE_URL", raising=False)
+    monkeypatch.delenv("MOALIGN_JUDGE_MODEL", raising=False)
+    with pytest.raises(JudgeError, match="MOALIGN_JUDGE_BASE_URL"):
+        make_judge("openai")
+
+
+def test_hf_judge_missing_model():
+    with pytest.raises(JudgeError, match="judge_model"):
+        make_judge("hf")
+    with pytest.raises(JudgeError, match="could not be loaded"):
+        make_judge("hf", model="/nonexistent/judge")

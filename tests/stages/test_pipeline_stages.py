@@ -1,0 +1,102 @@
+"""One smoke run per stage, in order, in-process on the tiny config (DVC-free; test_e2e covers dvc repro)."""
+
+import json
+from pathlib import Path
+
+import mlflow
+import pytest
+import yaml
+
+from moalign.config import load_params
+from stages import balance, evaluate, prepare, rubric, sft, train
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    import os
+
+    from tests.tiny import make_repo
+
+    d = make_repo(tmp_path_factory.mktemp("stages") / "repo")
+    old = os.getcwd()
+    os.chdir(d)
+    os.environ.pop("MOALIGN_PARENT_RUN_ID", None)
+    prepare.run(load_params())
+    yield d
+    os.chdir(old)
+
+
+def test_balance_smoke(repo):
+    plan = balance.run(load_params())
+    assert Path("data/balanced/plan.json").exists() and Path("data/balanced/report.png").exists()
+    assert [p["tau"] for p in plan["phases"]] == [5.0, 1.0]
+
+
+def test_sft_smoke(repo):
+    m = sft.run(load_params())
+    assert "all/accuracy" in m and "en/loss" in m
+    assert Path("models/sft/model.safetensors").exists() and Path("models/sft/tokenizer.json").exists()
+    assert not Path("checkpoints/sft").exists()  # cleared after success
+
+
+def test_rubric_smoke(repo):
+    m = rubric.run(load_params())
+    assert Path("rubrics/refined.yaml").exists() and Path("data/rubric/proposals.json").exists()
+    assert 0 <= m["refined_test"] <= 1
+
+
+@pytest.mark.parametrize("strategy", ["fixed", "hypervolume", "gradient"])
+def test_train_smoke(repo, strategy):
+    m = train.run(load_params(), strategy=strategy)
+    assert {"rewards/accuracy/mean", "weights/accuracy", "losses/policy"} <= set(m)
+    d = Path("models/train") / strategy
+    assert (d / "model.safetensors").exists() and list((d / "snapshots").glob("step-*"))
+    hist = json.loads((d / "history.json").read_text())
+    assert hist["validation"][0]["step"] == 0
+    assert Path(f"plots/train/{strategy}/history.csv").read_text().startswith("step,")
+
+
+def test_evaluate_smoke(repo):
+    m = evaluate.run(load_params())
+    for s in ("sft", "fixed", "hypervolume", "gradient"):
+        assert "hypervolume" in m[s] and "length" in m[s]
+    assert m["reference"] == [m["sft"][o] for o in m["objectives"]]
+    for f in ("pareto.png", "hypervolume.csv", "weights.csv", "points.csv"):
+        assert Path("plots/evaluate", f).exists()
+    mlflow.set_tracking_uri(load_params().base.tracking.uri)
+    runs = mlflow.search_runs(experiment_names=["moalign"])
+    assert {"fixed", "hypervolume", "gradient"} <= set(runs["tags.moalign.strategy"].dropna())
+    # every strategy run carries the same metric names (MLflow compare view lines them up)
+    tr = runs[runs["tags.moalign.stage"] == "train"]
+    cols = {s: {c for c in tr.columns if c.startswith("metrics.") and tr[tr["tags.moalign.strategy"] == s][c].notna().any()}
+            for s in ("fixed", "hypervolume")}
+    assert {"metrics.pareto/hypervolume", "metrics.weights/accuracy"} <= cols["fixed"] & cols["hypervolume"]
+
+
+def test_evaluate_bad_inputs(repo):
+    p = yaml.safe_load(Path("params.yaml").read_text())
+    p["evaluate"]["reference"] = [0.1, 0.2]
+    Path("params.bad.yaml").write_text(yaml.safe_dump(p))
+    with pytest.raises(ValueError, match="evaluate.reference"):
+        evaluate.run(load_params("params.bad.yaml"))
+    p["evaluate"]["reference"] = [1.0, 1.0, 1.0]  # nobody dominates it: hypervolume 0, points excluded
+    Path("params.bad.yaml").write_text(yaml.safe_dump(p))
+    m = evaluate.run(load_params("params.bad.yaml"))
+    assert all(m[s]["hypervolume"] == 0.0 for s in ("sft", "fixed"))
+    p["train"]["strategies"] = ["fixed", "hypervolume", "gradient"]
+    Path("models/train/gradient").rename("models/train/gradient.bak")
+    try:
+        with pytest.raises(FileNotFoundError, match="train@gradient"):
+            evaluate.run(load_params())
+    finally:
+        Path("models/train/gradient.bak").rename("models/train/gradient")
+
+
+def test_train_with_rubric_objective_moves_it(repo):
+    """Runs last: it overwrites models/train/fixed with a different objective list."""
+    p = yaml.safe_load(Path("params.yaml").read_text())
+    p["train"]["objectives"] = ["accuracy", "rubric"]
+    p["train"]["strategies"] = ["fixed"]
+    Path("params.yaml.rubric").write_text(yaml.safe_dump(p))
+    m = train.run(load_params("params.yaml.rubric"), strategy="fixed")
+    assert 0 <= m["rewards/rubric/mean"] <= 1

@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     kw = {"estimators": a.estimators, "seeds": a.seeds, "strategies": a.strategies, "jobs": a.jobs}
     if a.cmd == "run":
-        print(json.dumps(sweep(**kw), indent=2))
+        print("SUMMARY " + json.dumps(sweep(**kw)))
         return 0
     if not a.cron:
         ap.error("--cron is required for deploy/serve")

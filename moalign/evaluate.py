@@ -28,6 +28,8 @@ class EvaluateConfig(StrictModel):
     reference: Literal["sft"] | list[float] = Field(
         "sft", description="Hypervolume reference point: 'sft' (the SFT policy's point) or explicit coordinates."
     )
+    ref_margin: float = Field(0.05, ge=0, description="With reference 'sft': subtract this from the SFT point "
+                              "(a saturated objective would otherwise zero every hypervolume).")
     baseline: str = Field("fixed", description="Strategy whose final policy is the steps-to-dominance target.")
     match_tol: float = Field(0.0, ge=0, description="Tolerance for 'matches' in steps-to-dominance.")
     include_snapshots: bool = Field(True, description="Also score intermediate snapshots (steps-to-dominance).")

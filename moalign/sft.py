@@ -9,12 +9,17 @@ validation loss and exact-match accuracy of greedy answers (graded with the same
 
 from __future__ import annotations
 
+import logging
 import math
 from collections import defaultdict
-from typing import Callable
+from pathlib import Path
+from typing import Any, Callable
 
 import torch
 from pydantic import Field
+from tqdm.auto import tqdm
+
+from moalign import checkpoint
 
 from moalign.generation import BACKENDS
 from moalign.schema import StrictModel
@@ -116,3 +121,52 @@ def evaluate_policy(model, tok, rows: list[dict], max_new_tokens: int, batch_siz
             by[d]["length"].append(n)
     model.train()
     return {f"eval/{d}/{k}": sum(v) / len(v) for d, kv in by.items() for k, v in kv.items()}
+
+
+def train_sft(model, tok, encoded: list, sampler, cfg: SFTConfig, val_rows: list[dict],
+              log_fn: Callable[[dict[str, float], int], None] | None = None,
+              ckpt_dir: str | Path | None = None, fingerprint: str = "") -> tuple[list[dict[str, Any]], dict[str, float]]:
+    """The SFT loop: AdamW, warmup + cosine, plan-sampled weighted batches, periodic eval and checkpoints.
+
+    Resumes from ``ckpt_dir`` when it holds a checkpoint with ``fingerprint``. Returns the eval
+    history and the last eval metrics.
+    """
+    log = logging.getLogger("moalign.sft")
+    log_fn = log_fn or (lambda m, s: None)
+    device = next(model.parameters()).device
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
+                            weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg.warmup_steps, cfg.max_steps))
+    start, history = 0, []
+    state = checkpoint.latest(ckpt_dir, fingerprint) if ckpt_dir else None
+    if state:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        checkpoint.set_rng_state(state["rng"])
+        start, history = state["step"], state["history"]
+        log.info("resuming from checkpoint at step %d", start)
+    metrics: dict[str, float] = {}
+    model.train()
+    for step in tqdm(range(start, cfg.max_steps), initial=start, total=cfg.max_steps, desc="sft", mininterval=5):
+        idx, weights = sampler.batch(step)
+        batch = {k: v.to(device) for k, v in collate([encoded[i] for i in idx], tok.pad_token_id).items()}
+        loss = weighted_loss(per_sequence_loss(model, batch), torch.tensor(weights, device=device))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        sched.step()
+        done = step + 1
+        if done % 10 == 0 or done == cfg.max_steps:
+            log_fn({"losses/train": loss.item(), "charts/grad_norm": float(gnorm),
+                    "charts/lr": sched.get_last_lr()[0], "charts/phase": sampler.phase_at(step)}, done)
+        if done % cfg.eval_every == 0 or done == cfg.max_steps:
+            metrics = evaluate_policy(model, tok, val_rows, cfg.max_new_tokens)
+            history.append({"step": done, **metrics})
+            log_fn(metrics, done)
+            log.info("step %d: %s", done, {k: round(v, 3) for k, v in metrics.items() if "/all/" in k})
+        if ckpt_dir and done % cfg.checkpoint_every == 0 and done < cfg.max_steps:
+            checkpoint.save(ckpt_dir, done, fingerprint, {"model": model.state_dict(), "optimizer": opt.state_dict(),
+                                                          "scheduler": sched.state_dict(), "history": history})
+    return history, metrics

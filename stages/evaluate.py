@@ -73,7 +73,8 @@ def run(params: Params) -> dict[str, object]:
             curve.append((last, results[s]["point"]))
             curves[s] = curve
             weights[s] = {o: [(h["step"], h[f"weights/{o}"]) for h in hist["history"]] for o in objs}
-        ref = results["sft"]["point"] if cfg.reference == "sft" else list(cfg.reference)
+        ref = ([v - cfg.ref_margin for v in results["sft"]["point"]] if cfg.reference == "sft"
+               else list(cfg.reference))
         if len(ref) != len(objs):
             raise ValueError(f"evaluate.reference has {len(ref)} coordinates but there are {len(objs)} objectives {objs}")
         finals = {n: r["point"] for n, r in results.items()}

@@ -12,8 +12,6 @@ from collections import defaultdict
 from pathlib import Path
 
 import datasets
-import torch
-from tqdm.auto import tqdm
 
 from moalign import checkpoint
 from moalign.balance import PlanSampler
@@ -21,7 +19,7 @@ from moalign.config import Params, flatten
 from moalign.io import atomic_path, read_json, write_json
 from moalign.modeling import load_policy, load_tokenizer, resolve_device, resolve_dtype
 from moalign.plots import plot_curves
-from moalign.sft import collate, encode_rows, evaluate_policy, lr_lambda, per_sequence_loss, weighted_loss
+from moalign.sft import encode_rows, train_sft
 from moalign.tracking import stage_run
 from stages._edge import seed_everything, stage_main
 
@@ -74,42 +72,9 @@ def run(params: Params) -> dict[str, float]:
             by_domain[d].append(i)
         sampler = PlanSampler(plan, by_domain, cfg.max_steps, cfg.batch_size, base.seed)
         encoded = encode_rows(tok, list(train))
-        opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
-                                weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg.warmup_steps, cfg.max_steps))
         fp = checkpoint.fingerprint({"sft": params.section("sft"), "plan": plan, "seed": base.seed,
                                      "model": policy_source(params), "rows": len(train)})
-        start, history = 0, []
-        state = checkpoint.latest(CKPT, fp)
-        if state:
-            model.load_state_dict(state["model"])
-            opt.load_state_dict(state["optimizer"])
-            sched.load_state_dict(state["scheduler"])
-            checkpoint.set_rng_state(state["rng"])
-            start, history = state["step"], state["history"]
-            log.info("resuming from checkpoint at step %d", start)
-        metrics: dict[str, float] = {}
-        for step in tqdm(range(start, cfg.max_steps), initial=start, total=cfg.max_steps, desc="sft", mininterval=5):
-            idx, weights = sampler.batch(step)
-            batch = {k: v.to(device) for k, v in collate([encoded[i] for i in idx], tok.pad_token_id).items()}
-            loss = weighted_loss(per_sequence_loss(model, batch), torch.tensor(weights, device=device))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
-            sched.step()
-            done = step + 1
-            if done % 10 == 0 or done == cfg.max_steps:
-                tr.log_metrics({"losses/train": loss.item(), "charts/grad_norm": float(gnorm),
-                                "charts/lr": sched.get_last_lr()[0], "charts/phase": sampler.phase_at(step)}, step=done)
-            if done % cfg.eval_every == 0 or done == cfg.max_steps:
-                metrics = evaluate_policy(model, tok, val_rows, cfg.max_new_tokens)
-                history.append({"step": done, **metrics})
-                tr.log_metrics(metrics, step=done)
-                log.info("step %d: %s", done, {k: round(v, 3) for k, v in metrics.items() if "/all/" in k})
-            if done % cfg.checkpoint_every == 0 and done < cfg.max_steps:
-                checkpoint.save(CKPT, done, fp, {"model": model.state_dict(), "optimizer": opt.state_dict(),
-                                                 "scheduler": sched.state_dict(), "history": history})
+        history, metrics = train_sft(model, tok, encoded, sampler, cfg, val_rows, tr.log_metrics, CKPT, fp)
         if cfg.lora.enabled:
             model = model.merge_and_unload()
         with atomic_path(OUT) as tmp:

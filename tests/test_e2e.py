@@ -1,7 +1,9 @@
 """End-to-end `dvc repro` of the whole DAG on the tiny config (what CI runs), in a temp copy."""
 
 import json
+import os
 import subprocess
+import sys
 
 import mlflow
 import pytest
@@ -41,8 +43,15 @@ def test_dvc_repro_end_to_end(tmp_path):
     (repo / "params.yaml").write_text((repo / "params.yaml").read_text().replace("vocab_size: 320", "vocab_size: 330"))
     status = dvc(repo, "status", "prepare", "--json")
     assert "prepare.tokenizer.vocab_size" in status
+    # the sweep flow: one more estimator as a DVC experiment, summarised and logged to MLflow
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180"}
+    sw = subprocess.run([sys.executable, "-m", "flows.sweep", "run", "--estimators", "rloo", "--seeds", "0"],
+                        cwd=repo, capture_output=True, text=True, env=env)
+    assert sw.returncode == 0, sw.stdout[-3000:] + sw.stderr[-3000:]
+    summary = json.loads(next(ln for ln in sw.stdout.splitlines() if ln.startswith("SUMMARY "))[8:])
+    assert {"fixed/rloo", "hypervolume/rloo", "gradient/rloo"} <= set(summary)
     # MLflow has every stage and each strategy's run
     mlflow.set_tracking_uri(f"sqlite:///{repo / 'mlflow.db'}")
     runs = mlflow.search_runs(experiment_names=["moalign"])
-    assert {"prepare", "balance", "sft", "rubric", "train", "evaluate"} <= set(runs["tags.moalign.stage"])
+    assert {"prepare", "balance", "sft", "rubric", "train", "evaluate", "sweep"} <= set(runs["tags.moalign.stage"])
     assert {"fixed", "hypervolume", "gradient"} <= set(runs["tags.moalign.strategy"].dropna())

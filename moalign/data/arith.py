@@ -94,8 +94,13 @@ def _mul_steps(a: int, b: int) -> tuple[list[str], int]:
     return steps, a * b
 
 
-def solve(op: str, a: int, b: int, c: int = 0) -> tuple[str, int]:
-    """Worked solution text (numbered steps) and the answer of one problem."""
+def solve(op: str, a: int, b: int, c: int = 0, terse: bool = False) -> tuple[str, int]:
+    """Worked solution text (numbered steps) and the answer of one problem.
+
+    ``terse`` gives a one-line solution (the equation and its result): shorter, but the model
+    must then compute the result in one go, so it is less often right. The mixture of both
+    styles in SFT data is what gives RL a real accuracy-vs-length trade-off.
+    """
     if op == "add":
         body, ans = _add_steps(a, b)
         head = [f"{a} + {b}"]
@@ -112,6 +117,9 @@ def solve(op: str, a: int, b: int, c: int = 0) -> tuple[str, int]:
         head = []
     else:
         raise ValueError(f"unknown operation {op!r}")
+    if terse:
+        expr = f"{a} + {b} - {c}" if op == "two" else f"{a} {dict(add='+', sub='-', mul='*')[op]} {b}"
+        return f"1. {expr} = {ans}", ans
     lines = head + body + ([f"so the result is {ans}"])
     return "\n".join(f"{i + 1}. {t}" for i, t in enumerate(lines)), ans
 
@@ -135,9 +143,11 @@ def generate(
     max_digits: int,
     op_weights: dict[str, float],
     seed: int,
+    terse_fraction: float = 0.0,
 ) -> dict[str, list[dict[str, str]]]:
     """Rows for splits ``train``/``val``/``test``: ``sizes[d]`` train rows per domain and
-    ``eval_rows`` val and test rows per domain, all problems distinct across splits."""
+    ``eval_rows`` val and test rows per domain, all problems distinct across splits; a share
+    ``terse_fraction`` of the solutions is terse (one line) instead of worked step by step."""
     unknown = set(sizes) - set(TEMPLATES)
     if unknown:
         raise ValueError(
@@ -159,7 +169,7 @@ def generate(
                 if key in seen:
                     continue
                 seen.add(key)
-                solution, ans = solve(op, a, b, c)
+                solution, ans = solve(op, a, b, c, terse=rng.random() < terse_fraction)
                 q = TEMPLATES[domain][op].format(a=a, b=b, c=c)
                 out[split].append({"question": q, "answer": str(ans), "domain": domain, "solution": solution})
                 made += 1

@@ -27,6 +27,7 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from moalign import checkpoint
 from moalign.generation import BACKENDS, token_logprobs
@@ -130,7 +131,9 @@ def train(
         p0 = validation_point(policy, tok, cfg, fns, val_rows)
         res.validation.append({"step": 0, "point": p0.tolist(), **weighting.observe_validation(p0, 0)})
     rank = accelerator.process_index if accelerator is not None else 0
-    for step in range(start, cfg.max_steps):
+    bar = tqdm(range(start, cfg.max_steps), initial=start, total=cfg.max_steps, desc=f"train@{strategy}",
+               mininterval=5, disable=rank != 0)
+    for step in bar:
         rng = np.random.default_rng(step_seed(seed, step, rank))
         rows = [train_rows[i] for i in rng.integers(0, len(train_rows), B) for _ in range(G)]  # (B*G,)
         g = gen(policy, tok, [format_prompt(r["question"]) for r in rows], cfg.max_new_tokens, True,
@@ -182,6 +185,7 @@ def train(
         res.history.append({"step": done, **metrics})
         res.weights.append(w.tolist())
         log_fn(metrics, done)
+        bar.set_postfix(reward=f"{metrics['rewards/weighted/mean']:.3f}", len=f"{np.mean(g.lengths):.0f}")
         if snapshot_fn is not None and done % cfg.snapshot_every == 0 and done < cfg.max_steps:
             snapshot_fn(done, policy)
         if ckpt_dir and (done % cfg.checkpoint_every == 0) and done < cfg.max_steps:

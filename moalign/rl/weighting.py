@@ -2,7 +2,9 @@
 
 Every strategy keeps the validation buffer, so all of them log the same
 ``pareto/hypervolume`` (hypervolume of the non-dominated validation points w.r.t. the
-initial point p0, computed by moocore); only ``hypervolume`` acts on it.
+initial point p0 minus ``ref_margin``, computed by moocore); only ``hypervolume`` acts on it.
+Departure: the paper's reference is p0 itself; with an objective already saturated at p0
+(clarity = 1 after SFT) no point can strictly dominate it and every hypervolume would be 0.
 
 - ``fixed``: linear scalarisation with constant weights (presets from the paper).
 - ``hypervolume`` (authors' code: p0 = reference and first buffer entry; dHV = HV(buffer + p_t)
@@ -51,6 +53,10 @@ class WeightingConfig(StrictModel):
     hv_apply: Literal["objective", "advantage"] = Field("objective", description="Where the HV meta-reward acts.")
     hv_scale: float = Field(10.0, gt=0, description="Scale of dHV inside tanh (our HVs are small: objectives in [0,1]).")
     min_weight: float = Field(0.02, ge=0, lt=0.5, description="Floor of every weight in the hypervolume strategy.")
+    ref_margin: float = Field(
+        0.05, ge=0, description="Reference = first validation point minus this margin (a saturated objective "
+        "at the reference would otherwise make every hypervolume 0)."
+    )
     mu: float = Field(1e-3, gt=0, description="Mirror-descent regularisation (authors' regularization_factor).")
     grad_lr: float | None = Field(None, gt=0, description="Mirror-descent lr; null = the policy lr (as the authors).")
 
@@ -102,7 +108,7 @@ class Weighting:
         """Add a validation point (K,); the first one is the reference. Returns pareto metrics."""
         p = np.asarray(point, dtype=float)
         if self.ref is None:
-            self.ref, self.buffer = p.copy(), [p.copy()]
+            self.ref, self.buffer = p - self.cfg.ref_margin, [p.copy()]
             return {"hypervolume": 0.0, "delta_hv": 0.0, "meta": 1.0}
         before = self._hv(self.buffer)
         delta = self._hv(self.buffer + [p]) - before

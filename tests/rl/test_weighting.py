@@ -22,7 +22,7 @@ def test_presets():
 
 
 def test_hypervolume_buffer_and_delta_by_hand():
-    h = make("hypervolume", hv_apply="advantage")
+    h = make("hypervolume", hv_apply="advantage", ref_margin=0.0)
     h.observe_validation(np.array([0.2, 0.2, 0.2]), 0)  # reference
     info = h.observe_validation(np.array([0.4, 0.3, 0.5]), 5)
     assert info["delta_hv"] == pytest.approx(0.2 * 0.1 * 0.3)
@@ -34,7 +34,7 @@ def test_hypervolume_buffer_and_delta_by_hand():
 
 
 def test_hypervolume_objective_mode_shifts_weight_to_improving_objective():
-    h = make("hypervolume")
+    h = make("hypervolume", ref_margin=0.0)
     h.observe_validation(np.array([0.2, 0.2, 0.2]), 0)
     h.observe_validation(np.array([0.3, 0.3, 0.3]), 5)
     w0 = h.weights()
@@ -62,13 +62,23 @@ def test_hypervolume_signal_changes_the_gradient():
     g2 = torch.autograd.grad(policy_loss(logp, logp.detach(), adv_plain * h.advantage_scale(), mask, None)[0], logp)[0]
     assert not torch.allclose(g1, g2)
     # objective mode changes the direction, not only the size
-    ho = make("hypervolume")
+    ho = make("hypervolume", ref_margin=0.0)
     ho.observe_validation(np.array([0.1, 0.1, 0.1]), 0)
     ho.observe_validation(np.array([0.2, 0.9, 0.2]), 1)  # conciseness did most of the gain
     adv_o = combine_advantages(r, torch.tensor(ho.weights(), dtype=torch.float32), "grpo").reshape(-1)
     g3 = torch.autograd.grad(policy_loss(logp, logp.detach(), adv_o, mask, None)[0], logp)[0]
     cos = torch.nn.functional.cosine_similarity(g1.flatten(), g3.flatten(), dim=0)
     assert cos < 0.999
+
+
+def test_reference_margin_keeps_saturated_objective_from_zeroing_hv():
+    p0 = np.array([0.7, 0.5, 1.0])  # clarity saturated at the start
+    strict = make("fixed", ref_margin=0.0)
+    strict.observe_validation(p0, 0)
+    assert strict.observe_validation(np.array([0.8, 0.6, 1.0]), 5)["hypervolume"] == 0.0
+    h = make("fixed", ref_margin=0.05)
+    h.observe_validation(p0, 0)
+    assert h.observe_validation(np.array([0.8, 0.6, 1.0]), 5)["hypervolume"] == pytest.approx(0.15 * 0.15 * 0.05)
 
 
 def test_mirror_descent_by_hand_and_simplex():

@@ -2,6 +2,8 @@
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# stages, tests and flows call `dvc`, `python` and `mlflow`: the venv's, first on PATH
+export PATH := $(abspath $(BIN)):$(PATH)
 STAMP := $(VENV)/.installed
 
 .PHONY: setup repro test test-fast flow ui bench clean

@@ -8,12 +8,12 @@ dominance table and the plots). The mean length in tokens is reported beside it.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import Callable, Literal
 
 import numpy as np
 from pydantic import Field
 
+from moalign.data import rows_per_domain
 from moalign.generation import BACKENDS
 from moalign.pareto import dominance_table, excluded_by_reference, hypervolume, non_dominated, steps_to_dominance
 from moalign.schema import StrictModel
@@ -36,12 +36,8 @@ class EvaluateConfig(StrictModel):
 
 
 def pick_rows(rows: list[dict], per_domain: int) -> list[dict]:
-    seen: dict[str, int] = defaultdict(int)
-    out = []
-    for r in rows:
-        if seen[r["domain"]] < per_domain:
-            seen[r["domain"]] += 1
-            out.append(r)
+    """Test rows to score (``per_domain`` per domain); an empty test split is an error."""
+    out = rows_per_domain(rows, per_domain)
     if not out:
         raise ValueError("the test split is empty. Fix: regenerate data/prepared with test rows (prepare stage)")
     return out

@@ -45,7 +45,7 @@ def sample_pairs(params: Params) -> datasets.DatasetDict:
     k = cfg.samples_per_prompt
     samples = [gens.texts[i * k:(i + 1) * k] for i in range(len(rows))]
     pairs = synthetic_pairs([r["question"] for r in rows], [r["answer"] for r in rows], [r["domain"] for r in rows],
-                            samples, cfg.label_noise, base.seed)
+                            samples, cfg.label_noise, base.seed, cfg.max_pairs_per_prompt, cfg.balance_levels)
     return split_by_prompt(pairs, cfg.splits, base.seed)
 
 
@@ -54,9 +54,11 @@ def run(params: Params) -> dict[str, float]:
     seed_everything(base.seed, base.threads)
     with stage_run("rubric", base.tracking, flatten(params.section("rubric"), "rubric") | {"base.seed": base.seed}) as tr:
         rubric = load_meta_rubric(cfg.meta, cfg.domain_layer, cfg.accepted)
-        prefs = load_preferences(cfg.preferences, cfg.splits, base.seed) if cfg.preferences else sample_pairs(params)
+        prefs = (load_preferences(cfg.preferences, cfg.splits, base.seed, cfg.preference_columns)
+                 if cfg.preferences else sample_pairs(params))
         splits = {s: list(prefs[s]) for s in ("train", "val", "test")}
-        judge = make_judge(cfg.judge, model=cfg.judge_model, timeout=cfg.judge_timeout, retries=cfg.judge_retries)
+        judge = make_judge(cfg.judge, model=cfg.judge_model, timeout=cfg.judge_timeout, retries=cfg.judge_retries,
+                           backoff=cfg.judge_backoff)
         res = evolve(rubric, judge, splits, cfg.evolve, base.seed,
                      on_generation=lambda g, m: tr.log_metrics(m, step=g))
         winner = res["rubric"]

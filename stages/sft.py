@@ -16,6 +16,7 @@ import datasets
 from moalign import checkpoint
 from moalign.balance import PlanSampler
 from moalign.config import Params, flatten
+from moalign.data import rows_per_domain
 from moalign.io import atomic_path, read_json, write_json
 from moalign.modeling import load_policy, load_tokenizer, resolve_device, resolve_dtype
 from moalign.plots import plot_curves
@@ -37,16 +38,6 @@ def policy_source(params: Params) -> str:
     return params.prepare.model.name_or_path or str(PREPARED / "model")
 
 
-def eval_rows(val: datasets.Dataset, per_domain: int) -> list[dict]:
-    seen: dict[str, int] = defaultdict(int)
-    rows = []
-    for r in val:
-        if seen[r["domain"]] < per_domain:
-            seen[r["domain"]] += 1
-            rows.append(r)
-    return rows
-
-
 def run(params: Params) -> dict[str, float]:
     cfg, base = params.sft, params.base
     seed_everything(base.seed, base.threads)
@@ -55,7 +46,7 @@ def run(params: Params) -> dict[str, float]:
     logged = flatten(params.section("sft"), "sft") | flatten(params.section("balance"), "balance") | {"base.seed": base.seed}
     with stage_run("sft", base.tracking, logged) as tr:
         train = datasets.load_from_disk(str(PREPARED / "train"))
-        val_rows = eval_rows(datasets.load_from_disk(str(PREPARED / "val")), cfg.eval_rows)
+        val_rows = rows_per_domain(datasets.load_from_disk(str(PREPARED / "val")), cfg.eval_rows)
         plan = read_json(PLAN)
         tok = load_tokenizer(PREPARED / "model")
         model = load_policy(policy_source(params), dtype=dtype, seed=base.seed).to(device)

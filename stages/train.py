@@ -14,6 +14,7 @@ from pathlib import Path
 
 import datasets
 import numpy as np
+import torch
 
 from moalign import checkpoint
 from moalign.config import Params, flatten
@@ -54,8 +55,8 @@ def run(params: Params, strategy: str) -> dict[str, float]:
     with stage_run("train", base.tracking, logged, run_name=f"train@{strategy}", tags=tags) as tr:
         from accelerate import Accelerator
 
-        acc = Accelerator(cpu=device.type == "cpu",
-                          mixed_precision="bf16" if dtype.__repr__().endswith("bfloat16") and device.type == "cuda" else "no")
+        bf16 = dtype == torch.bfloat16 and device.type == "cuda"
+        acc = Accelerator(cpu=device.type == "cpu", mixed_precision="bf16" if bf16 else "no")
         tok = load_tokenizer(SFT)
         model = load_policy(SFT, dtype=dtype).to(acc.device)
         ref = copy.deepcopy(model).eval().requires_grad_(False) if cfg.kl_coef > 0 else None

@@ -1,22 +1,35 @@
-"""Reward functions (TRL's convention ``f(completions, **columns) -> list[float]``), all in [0, 1].
+"""Reward functions in TRL's convention ``f(completions, **columns) -> list[float]``, all in [0, 1], maximised.
 
 Registry ``REWARDS`` holds *factories*; :func:`make_reward` builds the callable (some rewards
-keep state). Columns passed by the trainer: ``answer`` (reference), ``completion_lengths``
-(tokens), ``prompts``, ``domain``, ``group_size``.
+keep state) and names it (``fn.__name__``, which TRL uses for ``rewards/<name>/mean``).
+Columns passed by the trainer: ``answer`` (references), ``completion_lengths`` (tokens),
+``prompts``, ``domain``, ``group_size``; unknown columns are ignored.
 
-- ``accuracy``: the last ``\\boxed{}`` equals the reference (numbers compared after
-  normalisation; anything else through ``math-verify``), as in the paper's grader.
-- ``conciseness``: 1 if the completion is shorter (in tokens) than the running mean length
-  of all training rollouts so far, else 0 (the paper's definition). The running mean is
-  updated with the batch *before* comparing, so the first batch compares against its own
-  mean instead of an undefined one. State is checkpointed (``state_dict``).
-- ``conciseness_cont``: a continuous variant, ``min(1, mean / length)``.
-- ``clarity``: a non-empty ``\\boxed{}`` AND >= 2 step markers.
-- ``rubric``: pairwise rubric judge vs an anchor from the group (filled by the rubric stage).
+- ``accuracy``: 1 if the last ``\\boxed{}`` equals the reference (the paper's grader). Fast
+  path: both sides normalise to numbers (``normalize_number``) and compare as strings; if
+  both are numbers and differ the answer is wrong; otherwise ``math_verify.parse``/``verify``
+  decide (LaTeX such as ``\\frac{1}{2}`` vs ``0.5``); any parser error counts as wrong.
+  Outside the main thread (Prefect task runners) math-verify's signal-based timeouts are
+  unavailable, so they are switched off there instead of silently failing every answer.
+- ``conciseness`` (the paper's definition): 1 if the completion has fewer tokens than the
+  running mean length of all training rollouts seen so far, else 0. Decision: the running
+  sum/count are updated with the current batch *first*, then each length is compared with
+  the updated mean, so the first batch compares against its own mean instead of an undefined
+  one, and the reward never depends on the order of rollouts within a batch. Without a
+  ``completion_lengths`` column, whitespace-separated words stand in for tokens. Stateful:
+  ``state_dict()`` / ``load_state_dict()`` restore the running mean exactly on resume.
+- ``conciseness_cont``: continuous variant ``min(1, mean / max(length, 1))`` with the same
+  running mean: 1 at or below the mean, decaying as mean/length above it (half the reward at
+  twice the mean length); it ranks long completions instead of thresholding them.
+- ``clarity``: 1 if there is a non-empty ``\\boxed{}`` AND ``count_steps >= 2`` (>= 2
+  enumerated/bulleted lines, else >= 2 ordinal words), else 0.
+- ``rubric``: a hook into ``moalign.rubric.reward.make_rubric_reward(**opts)`` (pairwise rubric
+  judge against an anchor from the group), imported lazily.
 """
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Callable
 
 from moalign.registry import Registry
@@ -25,33 +38,45 @@ from moalign.text import count_steps, extract_answer, normalize_number
 REWARDS: Registry = Registry("objective")
 
 
+def _is_number(s: str | None) -> bool:
+    try:
+        float(s)  # type: ignore[arg-type]
+        return True
+    except (TypeError, ValueError):
+        return False
+
+
 def answers_match(pred: str | None, ref: str) -> bool:
+    """True when the extracted answer ``pred`` equals the reference ``ref`` (numbers, else math-verify)."""
     if pred is None:
         return False
     a, b = normalize_number(pred), normalize_number(ref)
     if a == b:
         return True
-    try:
-        float(a)
-        float(b)
-        return False  # both numeric and different
-    except (TypeError, ValueError):
-        pass
+    if _is_number(a) and _is_number(b):
+        return False
+    main = threading.current_thread() is threading.main_thread()
     try:
         from math_verify import parse, verify
 
-        return bool(verify(parse(f"${ref}$"), parse(f"${pred}$")))
-    except Exception:  # noqa: BLE001 - unparsable answers are wrong answers
+        gold = parse(f"${ref}$", parsing_timeout=5 if main else None)
+        got = parse(f"${pred}$", parsing_timeout=5 if main else None)
+        return bool(verify(gold, got, timeout_seconds=5 if main else None))
+    except Exception:  # noqa: BLE001 - an unparsable answer is a wrong answer
         return False
 
 
 class Accuracy:
+    """r = 1[answers_match(extract_answer(completion), reference)]."""
+
     def __call__(self, completions: list[str], answer: list[str], **_: Any) -> list[float]:
+        if len(answer) != len(completions):
+            raise ValueError(f"accuracy: {len(completions)} completions but {len(answer)} reference answers")
         return [float(answers_match(extract_answer(c), a)) for c, a in zip(completions, answer)]
 
 
 class Conciseness:
-    """Shorter than the running mean length of all rollouts so far (stateful)."""
+    """r = 1[len < running mean length of all rollouts so far, this batch included] (stateful)."""
 
     continuous = False
 
@@ -60,10 +85,15 @@ class Conciseness:
 
     @property
     def mean(self) -> float:
+        """Running mean length in tokens (0 before the first batch)."""
         return self.total / self.count if self.count else 0.0
 
-    def __call__(self, completions: list[str], completion_lengths: list[int] | None = None, **_: Any) -> list[float]:
-        lens = completion_lengths if completion_lengths is not None else [len(c.split()) for c in completions]
+    def __call__(self, completions: list[str], completion_lengths: list[int] | None = None,
+                 **_: Any) -> list[float]:
+        lens = (list(completion_lengths) if completion_lengths is not None
+                else [len(c.split()) for c in completions])  # (N,)
+        if len(lens) != len(completions):
+            raise ValueError(f"conciseness: {len(completions)} completions but {len(lens)} lengths")
         self.total += float(sum(lens))
         self.count += len(lens)
         m = self.mean
@@ -74,15 +104,19 @@ class Conciseness:
     def state_dict(self) -> dict[str, float]:
         return {"total": self.total, "count": self.count}
 
-    def load_state_dict(self, s: dict[str, float]) -> None:
-        self.total, self.count = float(s["total"]), int(s["count"])
+    def load_state_dict(self, state: dict[str, float]) -> None:
+        self.total, self.count = float(state["total"]), int(state["count"])
 
 
 class ConcisenessCont(Conciseness):
+    """r = min(1, running_mean / max(len, 1)) (continuous conciseness)."""
+
     continuous = True
 
 
 class Clarity:
+    """r = 1[non-empty \\boxed{} and count_steps >= 2]."""
+
     def __call__(self, completions: list[str], **_: Any) -> list[float]:
         return [float(extract_answer(c) is not None and count_steps(c) >= 2) for c in completions]
 
@@ -94,15 +128,33 @@ REWARDS.register("clarity")(Clarity)
 
 
 @REWARDS.register("rubric")
-def _rubric(**opts: Any) -> Callable:
+def _rubric(**opts: Any) -> Callable[..., list[float]]:
     try:
         from moalign.rubric.reward import make_rubric_reward
-    except ImportError as e:  # pragma: no cover - the module ships with the package
-        raise RuntimeError(f"the rubric objective needs moalign.rubric ({e})") from e
+    except ImportError as e:
+        raise RuntimeError(
+            "the rubric objective needs the rubric stage's output and its reward module "
+            f"(moalign.rubric.reward could not be imported: {e}). Fix: run `dvc repro rubric` "
+            "with the rubric package installed, or drop 'rubric' from train.objectives"
+        ) from e
     return make_rubric_reward(**opts)
 
 
 def make_reward(name: str, **opts: Any) -> Callable[..., list[float]]:
-    """Build objective ``name`` (unknown names list the valid ones)."""
+    """Build objective ``name`` with keyword ``opts`` (``train.reward_options.<name>``).
+
+    Unknown names raise a KeyError listing the valid ones; options a reward does not take are
+    a TypeError naming the objective.
+    """
     factory = REWARDS.get(name)
-    return factory(**opts)
+    try:
+        fn = factory(**opts)
+    except TypeError as e:
+        if opts and "argument" in str(e):
+            raise TypeError(f"train.reward_options.{name} = {opts!r}: {e}. Fix: remove the unknown options") from e
+        raise
+    try:
+        fn.__name__ = name  # TRL logs rewards/<__name__>/mean
+    except (AttributeError, TypeError):
+        pass
+    return fn

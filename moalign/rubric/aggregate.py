@@ -1,47 +1,78 @@
 """OpenRS aggregation, done outside the judge.
 
-Each criterion result has a tier, ``chosen`` in {A, B, tie} and a signed score in -2..2
-(positive favours A). Zero-score criteria are dropped. If any fatal criterion is non-zero,
-the verdict is the sum of the fatal scores only (veto); otherwise sum(w * s) / sum(w) with
-the tier weights (core 5, important 2, highlight 1). The pair is judged in both orders;
-consistent verdicts give a win/loss, inconsistent ones a tie.
+Each criterion result has a tier, ``chosen`` in {A, B, tie} and a score in -2..2, positive
+favouring A. As in OpenRS's ``parse_pair_score``, the sign comes from ``chosen`` and the
+magnitude from ``|score|`` (a 'tie' counts 0), so a judge that writes ``chosen: B, score: 2``
+still counts against A. Then::
+
+    live  = results with signed score != 0                  (zero-score criteria dropped)
+    fatal = [s for live results of tier fatal]
+    score = sum(fatal)                      if fatal         (veto: fatal scores only)
+          = sum(w_t * s) / sum(w_t)         otherwise        (w: core 5, important 2, highlight 1)
+          = 0                               when nothing is live
+
+The pair is judged in both orders, (A, B) and (B, A); :func:`verdict_both_orders` turns the
+two scores into a win / loss when they agree and a tie otherwise (position bias cancels).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any, Iterable, Mapping
+
+TIER_NAMES = ("fatal", "core", "important", "highlight")
+DEFAULT_WEIGHTS: dict[str, float] = {"core": 5.0, "important": 2.0, "highlight": 1.0}
 
 
-@dataclass
+@dataclass(frozen=True)
 class CriterionResult:
+    """One criterion compared on one ordered pair (A, B)."""
+
     name: str
-    tier: str
+    tier: str  # fatal | core | important | highlight
     chosen: str  # "A" | "B" | "tie"
     score: int  # -2..2, positive favours A
+    reason: str = ""
 
-    def to_dict(self) -> dict:
+    def __post_init__(self) -> None:
+        if self.tier not in TIER_NAMES:
+            raise ValueError(f"criterion {self.name!r}: unknown tier {self.tier!r}; valid: {', '.join(TIER_NAMES)}")
+        if self.chosen not in ("A", "B", "tie"):
+            raise ValueError(f"criterion {self.name!r}: chosen must be A, B or tie, got {self.chosen!r}")
+        if not isinstance(self.score, int) or not -2 <= self.score <= 2:
+            raise ValueError(f"criterion {self.name!r}: score must be an integer in -2..2, got {self.score!r}")
+
+    @property
+    def signed(self) -> int:
+        """Score with the sign of ``chosen`` (OpenRS): +|s| for A, -|s| for B, 0 for a tie."""
+        return abs(self.score) if self.chosen == "A" else -abs(self.score) if self.chosen == "B" else 0
+
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-DEFAULT_WEIGHTS = {"core": 5.0, "important": 2.0, "highlight": 1.0}
-
-
-def aggregate(results: list[CriterionResult], tier_weights: dict[str, float] | None = None) -> float:
-    """Signed pair score: fatal veto, else tier-weighted mean of non-zero scores (0 when none)."""
-    w = tier_weights or DEFAULT_WEIGHTS
-    live = [r for r in results if r.score != 0]
-    fatal = [r.score for r in live if r.tier == "fatal"]
+def aggregate(results: Iterable[CriterionResult], tier_weights: Mapping[str, Any] | None = None) -> float:
+    """Signed pair score (positive favours A): fatal veto, else the tier-weighted mean of live scores."""
+    w = {**DEFAULT_WEIGHTS, **{k: float(v) for k, v in (tier_weights or {}).items() if k != "fatal"}}
+    live = [r for r in results if r.signed != 0]
+    fatal = [r.signed for r in live if r.tier == "fatal"]
     if fatal:
         return float(sum(fatal))
-    num = sum(w.get(r.tier, 0.0) * r.score for r in live)
-    den = sum(w.get(r.tier, 0.0) for r in live)
+    num = sum(w[r.tier] * r.signed for r in live)
+    den = sum(w[r.tier] for r in live)
     return num / den if den else 0.0
 
 
 def verdict_both_orders(score_ab: float, score_ba: float) -> str:
-    """'A' if A wins in both orders, 'B' if B does, else 'tie'."""
+    """'A' if A wins in both orders (score_ab > 0 and score_ba < 0), 'B' if B does, else 'tie'."""
     if score_ab > 0 and score_ba < 0:
         return "A"
     if score_ab < 0 and score_ba > 0:
         return "B"
     return "tie"
+
+
+def swap(results: Iterable[CriterionResult]) -> list[CriterionResult]:
+    """The same comparisons seen from the other order (A <-> B), for inspection."""
+    flip = {"A": "B", "B": "A", "tie": "tie"}
+    return [CriterionResult(r.name, r.tier, flip[r.chosen], -r.score, r.reason) for r in results]

@@ -1,13 +1,24 @@
-"""Evolutionary refinement of the meta-rubric against preference labels (GA-style search).
+"""Evolutionary refinement of the meta-rubric against preference labels (GA-style beam search).
 
-Population of rubrics; children by crossover (criteria mixed by name between two parents) and
-mutation: ADD (a criterion from the candidate pool: the domain layer's dimensions and one per
-feature, random tier/direction), DELETE (a non-fatal criterion), MODIFY (tier, direction or
-margin). With an LLM judge backend, :func:`llm_edit` asks the model for an edit instead
-(reflective edits, as GEPA); otherwise edits are parametric. Elitism keeps the best
-``elite``. Fitness = order-swap-consistent agreement with the train labels: a verdict for
-the chosen response counts 1, a tie ``tie_credit`` (0.5 by default), a loss 0. The winner is
-selected on val among every generation's best; test is reported once, at the end.
+A population of rubrics; children by crossover (criteria mixed by name between two parents)
+and mutation: ADD (a criterion from the pool: the domain layers' candidate dimensions and one
+auto criterion per feature with a random tier / direction / margin), DELETE (a non-fatal
+criterion), MODIFY (a criterion's tier, direction, margin or ``relative`` flag, or a tier
+weight). With an LLM backend (a judge with ``ask``), :func:`llm_edit` asks the model for
+the edit instead (reflective edits on failures, as in GEPA), falling back to a parametric
+edit when the proposal is unusable. Elitism keeps the best ``elite``; parents are drawn from
+the better half.
+
+Fitness = order-swap-consistent agreement with the train labels: the verdict of
+:func:`judge_pair` (PVR gate, both orders) counts 1 when it picks the labelled chosen
+response, ``tie_credit`` for a tie (0.5 by default: a tie is half right, as a coin flip
+would be), 0 when it picks the rejected one. Each generation's best (on train) is scored on
+val; the winner is the champion with the best val agreement (ties: better train, then
+earlier generation, so the initial rubric wins unless something beats it). Test agreement is
+computed once, at the end, for the initial and the winning rubric. Deterministic from the seed.
+
+Departure from OpenRS: OpenRS evolves prose principles with an LLM; the offline default
+evolves typed criteria whose parameters the ``rules`` judge reads.
 """
 
 from __future__ import annotations
@@ -23,66 +34,86 @@ from moalign.rubric.judges import judge_pair
 from moalign.rubric.schema import Criterion, MetaRubric, dump_meta_rubric
 
 TIERS = ["core", "important", "highlight"]
+MARGINS = [0.0, 0.0, 0.5, 1.0, 2.0, 5.0, 10.0]
+SKIP_AUTO = {"correct", "answer_matches_reference"}  # the fatal correctness criterion is never auto-added
+VALUE = {"A": 1.0, "B": 0.0}
 
 
-def agreement(judge, rubric: MetaRubric, pairs: list[dict], tie_credit: float) -> float:
-    """Mean credit of the judge's verdicts against the labels (chosen is the preferred one)."""
+def verdicts(judge: Any, rubric: MetaRubric, pairs: list[dict]) -> list[str]:
+    """Verdict per pair with the chosen response as A ('A' = agrees with the label)."""
+    return [judge_pair(judge, p["prompt"], p["chosen"], p["rejected"], rubric, p.get("answer"))["verdict"]
+            for p in pairs]
+
+
+per_pair = verdicts  # older name
+
+
+def agreement(judge: Any, rubric: MetaRubric, pairs: list[dict], tie_credit: float = 0.5) -> float:
+    """Mean credit of the verdicts against the labels: 1 agree, ``tie_credit`` tie, 0 disagree."""
     if not pairs:
         return 0.0
-    total = 0.0
-    for p in pairs:
-        v = judge_pair(judge, p["prompt"], p["chosen"], p["rejected"], rubric, p.get("answer"))["verdict"]
-        total += 1.0 if v == "A" else tie_credit if v == "tie" else 0.0
-    return total / len(pairs)
-
-
-def per_pair(judge, rubric: MetaRubric, pairs: list[dict]) -> list[str]:
-    return [judge_pair(judge, p["prompt"], p["chosen"], p["rejected"], rubric, p.get("answer"))["verdict"] for p in pairs]
+    return sum(VALUE.get(v, tie_credit) for v in verdicts(judge, rubric, pairs)) / len(pairs)
 
 
 def candidate_pool(rubric: MetaRubric, rng: random.Random) -> list[Criterion]:
-    pool = [c for layer in rubric.domain_layers.values() for c in layer]
+    """Criteria an ADD may insert: domain-layer candidates, then one random auto criterion per feature."""
+    pool = list(rubric.candidates())
     for f in FEATURES.names():
-        if f == "correct":
+        if f in SKIP_AUTO:
             continue
-        pool.append(Criterion(name=f"{f}_{rng.randrange(10**6)}", description=f"auto: compare {f}", check=f,
-                              tier=rng.choice(TIERS), direction=rng.choice([1, -1]),
-                              margin=rng.choice([0.0, 0.0, 1.0, 5.0])))
+        d = rng.choice([1, -1])
+        pool.append(Criterion(name=f"auto_{f}_{'more' if d > 0 else 'less'}", check=f, tier=rng.choice(TIERS),
+                              direction=d, margin=rng.choice(MARGINS), relative=rng.random() < 0.25,
+                              description=f"auto: {'more' if d > 0 else 'less'} {f} is better"))
     return pool
 
 
-def mutate(rubric: MetaRubric, rng: random.Random) -> tuple[MetaRubric, str]:
+def _modify(c: Criterion, rng: random.Random) -> tuple[Criterion, str]:
+    what = rng.choice(["tier", "direction", "margin", "relative"] if c.check else ["tier"])
+    c = c.model_copy()
+    if what == "tier":
+        c.tier = rng.choice([t for t in TIERS if t != c.tier])
+    elif what == "direction":
+        c.direction = -c.direction
+    elif what == "margin":
+        c.margin = rng.choice([m for m in MARGINS if m != c.margin])
+    else:
+        c.relative = not c.relative
+        c.margin = rng.choice([0.0, 0.1, 0.25, 0.5]) if c.relative else rng.choice(MARGINS)
+    return c, f"MODIFY {c.name}.{what} -> {getattr(c, what)}"
+
+
+def mutate(rubric: MetaRubric, rng: random.Random, cfg: EvolveConfig | None = None) -> tuple[MetaRubric, str]:
+    """One ADD / DELETE / MODIFY edit of a copy of ``rubric``; returns (child, description)."""
+    cfg = cfg or EvolveConfig()
     r = rubric.model_copy(deep=True)
     crits = list(r.criteria)
-    op = rng.choice(["ADD", "DELETE", "MODIFY", "MODIFY"])
     mutable = [i for i, c in enumerate(crits) if c.tier != "fatal"]
+    op = rng.choices(["ADD", "DELETE", "MODIFY"], [cfg.add_rate, cfg.delete_rate, cfg.modify_rate])[0]
+    names = {c.name for c in crits}
+    pool = [c for c in candidate_pool(r, rng) if c.name not in names]
     if op == "DELETE" and len(mutable) > 1:
         i = rng.choice(mutable)
-        desc = f"DELETE {crits[i].name}"
-        del crits[i]
-    elif op == "MODIFY" and mutable:
+        desc = f"DELETE {crits.pop(i).name}"
+    elif op == "MODIFY" and mutable and rng.random() < 0.85:
         i = rng.choice(mutable)
-        c = crits[i].model_copy()
-        what = rng.choice(["tier", "direction", "margin"])
-        if what == "tier":
-            c.tier = rng.choice(TIERS)
-        elif what == "direction":
-            c.direction = -c.direction
-        else:
-            c.margin = rng.choice([0.0, 1.0, 2.0, 5.0, 10.0])
-        crits[i] = c
-        desc = f"MODIFY {c.name}.{what} -> {getattr(c, what)}"
+        crits[i], desc = _modify(crits[i], rng)
+    elif op == "MODIFY" or not pool:
+        tier = rng.choice(TIERS)
+        w = dict(r.tier_weights)
+        w[tier] = round(float(r.weights()[tier]) * rng.choice([0.5, 2.0]), 4)
+        r.tier_weights = w
+        desc = f"MODIFY tier_weights.{tier} -> {w[tier]}"
     else:
-        names = {c.name for c in crits}
-        pool = [c for c in candidate_pool(r, rng) if c.name not in names]
         c = rng.choice(pool)
         crits.append(c)
-        desc = f"ADD {c.name} ({c.check}, {c.tier}, dir {c.direction})"
+        desc = f"ADD {c.name} ({c.check}, {c.tier}, direction {c.direction}, margin {c.margin})"
     r.criteria = crits
     return r, desc
 
 
 def crossover(a: MetaRubric, b: MetaRubric, rng: random.Random) -> MetaRubric:
+    """Child of ``a``: shared criteria taken from either parent, b's extra criteria kept with p=0.5."""
     by_name = {c.name: c for c in b.criteria}
     crits = []
     for c in a.criteria:
@@ -91,66 +122,99 @@ def crossover(a: MetaRubric, b: MetaRubric, rng: random.Random) -> MetaRubric:
     crits += [c for c in by_name.values() if rng.random() < 0.5]
     child = a.model_copy(deep=True)
     child.criteria = crits
+    if rng.random() < 0.5:
+        child.tier_weights = dict(b.tier_weights)
     return child
 
 
-def llm_edit(backend, rubric: MetaRubric, failures: list[dict]) -> MetaRubric | None:
-    """Ask an LLM backend (with ``complete``) for one criteria edit as JSON; None when unusable."""
-    prompt = ("Here is a judging rubric (YAML) and pairs where it disagreed with human labels.\n"
-              f"{dump_meta_rubric(rubric)}\nFailures: {json.dumps(failures[:5])[:4000]}\n"
-              'Propose ONE edit as JSON: {"op": "ADD"|"DELETE"|"MODIFY", "criterion": {name, description, tier, '
-              'check, direction, margin}}')
+def llm_edit(judge: Any, rubric: MetaRubric, failures: list[dict]) -> tuple[MetaRubric, str] | None:
+    """Ask an LLM backend for ONE criteria edit (JSON) given failing pairs; None when unusable."""
+    from moalign.rubric.llm import extract_json
+
+    shown = [{k: p.get(k) for k in ("prompt", "chosen", "rejected", "answer")} for p in failures[:5]]
+    prompt = ("This judging rubric (YAML) disagreed with human preference labels on the pairs below "
+              "(chosen is preferred).\n" + dump_meta_rubric(rubric) + "\nFailures: " + json.dumps(shown)[:6000] +
+              '\nPropose ONE edit as JSON: {"op": "ADD"|"DELETE"|"MODIFY", "criterion": {"name": ..., '
+              '"description": ..., "tier": "core"|"important"|"highlight", "check": null or a feature name, '
+              '"direction": 1 or -1, "margin": number}}')
     try:
-        data = json.loads(backend.complete(prompt).strip().strip("`").removeprefix("json"))
-        r = rubric.model_copy(deep=True)
+        data = judge.ask(prompt, parse=extract_json)
         crit = Criterion.model_validate(data["criterion"])
+        op = str(data["op"]).upper()
+        if crit.tier == "fatal" or op not in ("ADD", "DELETE", "MODIFY"):
+            return None
+        r = rubric.model_copy(deep=True)
         keep = [c for c in r.criteria if c.name != crit.name]
-        r.criteria = keep if data["op"] == "DELETE" else keep + [crit]
-        return r
-    except Exception:  # noqa: BLE001 - an unusable proposal is skipped
+        r.criteria = keep if op == "DELETE" else keep + [crit]
+        return r, f"LLM {op} {crit.name}"
+    except Exception:  # noqa: BLE001 - an unusable proposal is skipped (a parametric edit is used instead)
         return None
 
 
-def evolve(rubric: MetaRubric, judge, splits: dict[str, list[dict]], cfg: EvolveConfig, seed: int,
+def _key(r: MetaRubric) -> str:
+    return json.dumps([r.tier_weights, [c.model_dump() for c in r.criteria]], sort_keys=True, default=str)
+
+
+def evolve(rubric: MetaRubric, judge: Any, splits: dict[str, list[dict]], cfg: EvolveConfig, seed: int = 0,
            on_generation: Callable[[int, dict[str, float]], None] | None = None) -> dict[str, Any]:
-    """Run the GA; returns the winning rubric, history, per-split agreements and a readable diff."""
-    rng = random.Random(seed)
-    fit = lambda r, s: agreement(judge, r, splits[s], cfg.tie_credit)  # noqa: E731
-    scored = [(fit(rubric, "train"), rubric, "initial")]
-    while len(scored) < cfg.population:
-        child, desc = mutate(rubric, rng)
-        scored.append((fit(child, "train"), child, desc))
-    history, champions = [], []
-    llm = judge if hasattr(judge, "complete") else None
+    """Run the GA. Returns ``{"rubric", "history", "agreement", "diff", "edits"}``.
+
+    ``agreement`` has ``initial/{train,val,test}`` and ``refined/{train,val,test}``; ``history``
+    one row per generation (``fitness/best``, ``fitness/mean``, ``fitness/val_of_best``);
+    ``edits`` the lineage of the winner; ``diff`` a unified diff of the YAML dumps.
+    """
+    rng = random.Random(cfg.seed if cfg.seed is not None else seed)
+    cache: dict[tuple[str, str], float] = {}
+
+    def fit(r: MetaRubric, split: str) -> float:
+        k = (_key(r), split)
+        if k not in cache:
+            cache[k] = agreement(judge, r, splits[split], cfg.tie_credit)
+        return cache[k]
+
+    llm = judge if hasattr(judge, "ask") else None
+    pop: list[tuple[float, MetaRubric, list[str]]] = [(fit(rubric, "train"), rubric, [])]
+    while len(pop) < cfg.population:
+        child, desc = mutate(rubric, rng, cfg)
+        pop.append((fit(child, "train"), child, [desc]))
+    history: list[dict[str, float]] = []
+    champions: list[tuple[float, float, int, MetaRubric, list[str]]] = []
     for gen in range(cfg.generations + 1):
-        scored.sort(key=lambda t: -t[0])
-        best = scored[0]
-        champions.append((fit(best[1], "val"), best[0], gen, best[1]))
-        stats = {"fitness/best": best[0], "fitness/mean": sum(s for s, _, _ in scored) / len(scored),
+        pop.sort(key=lambda t: -t[0])  # stable: earlier (older) individuals first among equals
+        best = pop[0]
+        champions.append((fit(best[1], "val"), best[0], gen, best[1], best[2]))
+        stats = {"fitness/best": best[0], "fitness/mean": sum(t[0] for t in pop) / len(pop),
                  "fitness/val_of_best": champions[-1][0]}
         history.append({"generation": gen, **stats})
         if on_generation:
             on_generation(gen, stats)
         if gen == cfg.generations:
             break
-        nxt = scored[: cfg.elite]
+        nxt = pop[: cfg.elite]
+        parents = pop[: max(2, len(pop) // 2)]
         while len(nxt) < cfg.population:
-            a, b = rng.sample(scored[: max(2, cfg.population // 2)], 2)
-            child = crossover(a[1], b[1], rng) if rng.random() < cfg.crossover_rate else a[1]
-            desc = "crossover"
-            if llm is not None and rng.random() < cfg.mutation_rate:
-                edited = llm_edit(llm, child, [p for p in splits["train"][:20]])
-                child, desc = (edited, "llm edit") if edited is not None else mutate(child, rng)
-            elif rng.random() < cfg.mutation_rate:
-                child, desc = mutate(child, rng)
-            nxt.append((fit(child, "train"), child, desc))
-        scored = nxt
+            a, b = rng.sample(parents, 2)
+            child, lineage = a[1], list(a[2])
+            if rng.random() < cfg.crossover_rate:
+                child, lineage = crossover(a[1], b[1], rng), lineage + [f"CROSSOVER with {len(b[2])}-edit parent"]
+            if rng.random() < cfg.mutation_rate:
+                edited = None
+                if llm is not None:
+                    bad = [p for p, v in zip(splits["train"], verdicts(judge, child, splits["train"][:40]))
+                           if v != "A"]
+                    edited = llm_edit(llm, child, bad)
+                child, desc = edited if edited is not None else mutate(child, rng, cfg)
+                lineage = lineage + [desc]
+            nxt.append((fit(child, "train"), child, lineage))
+        pop = nxt
     champions.sort(key=lambda t: (-t[0], -t[1], t[2]))
-    winner = champions[0][3]
-    winner.version = f"{rubric.version}+evolved"
+    _, _, _, winner, edits = champions[0]
+    winner = winner.model_copy(deep=True)
+    if edits:
+        winner.version = f"{rubric.version}+evolved"
     before, after = dump_meta_rubric(rubric), dump_meta_rubric(winner)
-    agree = {f"{tag}/{s}": agreement(judge, r, splits[s], cfg.tie_credit)
-             for tag, r in (("initial", rubric), ("refined", winner)) for s in ("train", "val", "test")}
-    return {"rubric": winner, "history": history, "agreement": agree,
-            "diff": "".join(difflib.unified_diff(before.splitlines(True), after.splitlines(True), "initial.yaml",
-                                                 "refined.yaml"))}
+    agree = {f"{tag}/{s}": fit(r, s) for tag, r in (("initial", rubric), ("refined", winner))
+             for s in ("train", "val", "test")}
+    diff = "".join(difflib.unified_diff(before.splitlines(True), after.splitlines(True), "initial.yaml",
+                                        "refined.yaml"))
+    return {"rubric": winner, "history": history, "agreement": agree, "diff": diff, "edits": edits}

@@ -1,12 +1,9 @@
-"""Programmatic features of a response (registry ``FEATURES``) and pointwise verifiable rubrics.
+"""Programmatic features of a response (registry ``FEATURES``) compared by the ``rules`` judge.
 
-Features feed the offline ``rules`` judge (criteria compare A's and B's feature values).
-Pointwise verifiable rubrics (PVR, OpenRS) are checks with a verdict per response:
-``ground_truth`` (+1 match, 0 no answer / partial, -1 conflict), ``answer_format``,
-``length_limit``, ``instruction`` constraints. :func:`pvr_gate` decides a pair when exactly one
-response matches the reference (OpenRS uses PVR as a gate when the verdicts differ; a wrong answer
-vs no answer is left to the judge, since neither is verified); empty responses always lose
-(a guardrail). Nothing here executes model-written text.
+Each feature is ``f(response, answer=None, **params) -> float``; a criterion with ``check: f``
+compares ``f(A)`` with ``f(B)``. PVR checks live in :mod:`moalign.rubric.pvr`; the names
+``ground_truth``, ``pvr_gate``, ``pvr_score`` are re-exported here for older imports.
+Nothing here executes model-written text (equations are checked by regex + integer maths).
 """
 
 from __future__ import annotations
@@ -15,38 +12,76 @@ import re
 from typing import Any, Callable
 
 from moalign.registry import Registry
-from moalign.rl.rewards import answers_match
+from moalign.rubric.pvr import PVR, ground_truth, pvr_gate, pvr_score, pvr_scores  # noqa: F401 - re-exports
 from moalign.text import count_steps, extract_answer
 
-FEATURES: Registry = Registry("rubric feature")
-PVR: Registry = Registry("verifiable rubric")
+FeatureFn = Callable[..., float]
+FEATURES: Registry[FeatureFn] = Registry("rubric feature")
+EQ_RE = re.compile(r"(-?\d+)\s*([+*x×-])\s*(-?\d+)\s*=\s*(-?\d+)")
 
 
-def ground_truth(response: str, answer: str | None = None, **_: Any) -> int:
-    """+1 the final answer matches, 0 no final answer (or no reference), -1 conflict."""
-    pred = extract_answer(response)
-    if pred is None or answer is None:
-        return 0
-    return 1 if answers_match(pred, answer) else -1
+@FEATURES.register("answer_matches_reference")
+def answer_matches_reference(response: str, answer: str | None = None, **_: Any) -> float:
+    """+1 the boxed answer matches the reference, 0 none / no reference, -1 conflict."""
+    return float(ground_truth(response, answer=answer))
 
 
-FEATURES.register("correct")(ground_truth)
-FEATURES.register("has_answer")(lambda r, **_: float(extract_answer(r) is not None))
-FEATURES.register("steps")(lambda r, **_: float(count_steps(r)))
-FEATURES.register("length")(lambda r, **_: float(len(r.split())))
-FEATURES.register("lines")(lambda r, **_: float(len([ln for ln in r.splitlines() if ln.strip()])))
+FEATURES.register("correct")(answer_matches_reference)  # legacy alias (rubrics written before the rename)
+
+
+@FEATURES.register("answer_conflict")
+def answer_conflict(response: str, answer: str | None = None, **_: Any) -> float:
+    """1 when the boxed answer conflicts with the reference, else 0 (use with direction -1)."""
+    return float(ground_truth(response, answer=answer) == -1)
+
+
+@FEATURES.register("has_answer")
+def has_answer(response: str, **_: Any) -> float:
+    """1 when a non-empty ``\\boxed{}`` answer is present."""
+    return float(extract_answer(response) is not None)
+
+
+@FEATURES.register("steps")
+def steps(response: str, cap: float | None = None, **_: Any) -> float:
+    """Number of step markers (capped at ``cap`` when given)."""
+    n = float(count_steps(response))
+    return min(n, float(cap)) if cap is not None else n
+
+
+@FEATURES.register("length")
+def length(response: str, **_: Any) -> float:
+    """Whitespace-separated words."""
+    return float(len(response.split()))
+
+
+@FEATURES.register("chars")
+def chars(response: str, **_: Any) -> float:
+    """Characters, surrounding whitespace excluded."""
+    return float(len(response.strip()))
+
+
+@FEATURES.register("lines")
+def lines(response: str, **_: Any) -> float:
+    """Non-empty lines."""
+    return float(len([ln for ln in response.splitlines() if ln.strip()]))
+
+
+@FEATURES.register("over_limit")
+def over_limit(response: str, max_words: float = 120, **_: Any) -> float:
+    """Words beyond ``max_words`` (0 within the limit)."""
+    return max(0.0, len(response.split()) - float(max_words))
 
 
 @FEATURES.register("repetition")
 def repetition(response: str, **_: Any) -> float:
-    """Share of non-empty lines that repeat an earlier line."""
-    lines = [ln.strip() for ln in response.splitlines() if ln.strip()]
-    return 1.0 - len(set(lines)) / len(lines) if lines else 0.0
+    """Share of non-empty lines that repeat an earlier line verbatim."""
+    ls = [ln.strip() for ln in response.splitlines() if ln.strip()]
+    return 1.0 - len(set(ls)) / len(ls) if ls else 0.0
 
 
 @FEATURES.register("states_result")
 def states_result(response: str, **_: Any) -> float:
-    """The worked steps state the result before the final answer line."""
+    """1 when the worked steps state the final result before the answer line."""
     ans = extract_answer(response)
     body = response.rsplit("Answer:", 1)[0]
     return float(ans is not None and ans in body)
@@ -54,49 +89,23 @@ def states_result(response: str, **_: Any) -> float:
 
 @FEATURES.register("numbers_consistent")
 def numbers_consistent(response: str, **_: Any) -> float:
-    """Share of 'x + y = z' / 'x - y = z' / 'x * y = z' steps whose arithmetic is right."""
-    eqs = re.findall(r"(\d+) ([+*-]) (\d+)(?: \+ (\d+))? = (\d+)", response)
+    """Share of ``x op y = z`` equations (op in + - * x) whose integer arithmetic is right; 0 without any."""
+    eqs = EQ_RE.findall(response)
     if not eqs:
         return 0.0
     ok = 0
-    for a, op, b, c, z in eqs:
-        a_, b_, c_ = int(a), int(b), int(c or 0)
-        v = a_ + b_ if op == "+" else a_ - b_ if op == "-" else a_ * b_
-        ok += (v + c_) == int(z)
+    for a, op, b, z in eqs:
+        x, y = int(a), int(b)
+        v = x + y if op == "+" else x - y if op == "-" else x * y
+        ok += v == int(z)
     return ok / len(eqs)
 
 
-PVR.register("ground_truth")(ground_truth)
-PVR.register("answer_format")(lambda r, **_: 1 if extract_answer(r) is not None else -1)
-PVR.register("length_limit")(lambda r, max_words=400, **_: 1 if len(r.split()) <= max_words else -1)
-
-
-@PVR.register("instruction")
-def instruction(response: str, must_include: list[str] | None = None, **_: Any) -> int:
-    """Yes/no instruction constraints: every required string appears."""
-    return 1 if all(s in response for s in (must_include or [])) else -1
-
-
-def pvr_scores(response: str, ctx: dict[str, Any], checks: list[str]) -> dict[str, int]:
-    return {c: int(PVR.get(c)(response, **ctx)) for c in checks}
-
-
-def pvr_score(response: str, ctx: dict[str, Any], checks: list[str] = ("ground_truth", "answer_format")) -> float:
-    """Mean PVR verdict mapped to [0, 1]."""
-    s = pvr_scores(response, ctx, list(checks))
-    return (sum(s.values()) / len(s) + 1) / 2 if s else 0.5
-
-
-def pvr_gate(a: str, b: str, ctx: dict[str, Any]) -> str | None:
-    """'A' / 'B' when the verifiable checks decide the pair, else None (the judge decides)."""
-    if not a.strip() and b.strip():
-        return "B"
-    if not b.strip() and a.strip():
-        return "A"
-    ga, gb = ground_truth(a, **ctx), ground_truth(b, **ctx)
-    if ga != gb and 1 in (ga, gb):  # exactly one matches the reference: the check decides
-        return "A" if ga > gb else "B"
-    return None
-
-
-FeatureFn = Callable[..., float]
+@FEATURES.register("trailing_text")
+def trailing_text(response: str, **_: Any) -> float:
+    """Words after the last boxed answer (rambling past the answer)."""
+    idx = response.rfind("\\boxed{")
+    if idx < 0:
+        return 0.0
+    close = response.find("}", idx)
+    return float(len(response[close + 1:].split())) if close >= 0 else 0.0

@@ -1,3 +1,5 @@
+"""Estimators against hand values and loop versions; combine linearity; policy loss gradients."""
+
 import pytest
 import torch
 
@@ -6,6 +8,7 @@ from moalign.rl.estimators import (
     check_group_size,
     combine_advantages,
     grpo,
+    min_group_size,
     policy_loss,
     reinforce,
     reinforce_pp,
@@ -15,8 +18,8 @@ from moalign.rl.estimators import (
 
 def test_grpo_hand_values():
     r = torch.tensor([[1.0, 0.0, 0.0, 1.0]])
-    assert torch.allclose(grpo(r), torch.tensor([[1.0, -1.0, -1.0, 1.0]]), atol=1e-5)
-    assert torch.allclose(grpo(torch.ones(2, 3)), torch.zeros(2, 3))
+    assert torch.allclose(grpo(r), torch.tensor([[1.0, -1.0, -1.0, 1.0]]), atol=1e-5)  # population std 0.5
+    assert torch.allclose(grpo(torch.ones(2, 3)), torch.zeros(2, 3))  # no spread: no signal
 
 
 def test_rloo_hand_values():
@@ -24,48 +27,61 @@ def test_rloo_hand_values():
     assert torch.allclose(rloo(r), torch.tensor([[2 / 3, -2 / 3, -2 / 3, 2 / 3]]))
 
 
-def test_reinforce_and_pp():
-    r = torch.tensor([[1.0, 0.0], [0.0, 0.0]])
+def test_reinforce_and_pp_hand_values():
+    r = torch.tensor([[1.0, 0.0], [0.0, 0.0]])  # batch mean 0.25, population std sqrt(3)/4
     assert torch.allclose(reinforce(r), r - 0.25)
-    w = reinforce_pp(r)
-    assert w.mean().abs() < 1e-6 and (w.std(unbiased=False) - 1).abs() < 1e-4
+    s = 3**0.5 / 4
+    assert torch.allclose(reinforce_pp(r), (r - 0.25) / s, atol=1e-5)
 
 
 @pytest.mark.parametrize("name", ["grpo", "rloo", "reinforce", "reinforce_pp"])
 def test_vectorised_equals_loop(name):
     torch.manual_seed(0)
-    r = torch.rand(4, 5)
-    got = ESTIMATORS.get(name)(r)
+    B, G = 4, 5
+    r = torch.rand(B, G)
+    flat = r.flatten().tolist()
+    mu_all = sum(flat) / len(flat)
+    sd_all = (sum((x - mu_all) ** 2 for x in flat) / len(flat)) ** 0.5
     exp = torch.zeros_like(r)
-    for b in range(4):
-        for g in range(5):
+    for b in range(B):
+        row = r[b].tolist()
+        mu = sum(row) / G
+        sd = (sum((x - mu) ** 2 for x in row) / G) ** 0.5
+        for g in range(G):
             if name == "grpo":
-                row = r[b]
-                exp[b, g] = (r[b, g] - row.mean()) / (row.std(unbiased=False) + 1e-6)
+                exp[b, g] = (row[g] - mu) / (sd + 1e-6)
             elif name == "rloo":
-                exp[b, g] = r[b, g] - (r[b].sum() - r[b, g]) / 4
+                exp[b, g] = row[g] - sum(x for k, x in enumerate(row) if k != g) / (G - 1)
             elif name == "reinforce":
-                exp[b, g] = r[b, g] - r.mean()
+                exp[b, g] = row[g] - mu_all
             else:
-                exp[b, g] = (r[b, g] - r.mean()) / (r.std(unbiased=False) + 1e-6)
-    assert torch.allclose(got, exp, atol=1e-5)
+                exp[b, g] = (row[g] - mu_all) / (sd_all + 1e-6)
+    assert torch.allclose(ESTIMATORS.get(name)(r), exp, atol=1e-5)
 
 
-def test_combine_is_linear_in_weights():
+@pytest.mark.parametrize("name", ["grpo", "rloo", "reinforce", "reinforce_pp"])
+def test_combine_is_per_objective_then_linear(name):
     torch.manual_seed(1)
-    r = torch.rand(3, 4, 2)
+    r = torch.rand(3, 4, 2)  # (B, G, K)
+    est = ESTIMATORS.get(name)
     w = torch.tensor([0.3, 0.7])
-    a = combine_advantages(r, w, "grpo")
-    assert torch.allclose(a, 0.3 * grpo(r[..., 0]) + 0.7 * grpo(r[..., 1]), atol=1e-6)
+    a = combine_advantages(r, w, name)
+    assert a.shape == (3, 4)
+    assert torch.allclose(a, 0.3 * est(r[..., 0]) + 0.7 * est(r[..., 1]), atol=1e-6)
+    a2 = combine_advantages(r, torch.tensor([0.6, 0.1]), name)
+    both = combine_advantages(r, torch.tensor([0.9, 0.8]), name)
+    assert torch.allclose(both, a + a2, atol=1e-6)  # linear in the weights
 
 
-def test_policy_loss_gradient_without_clip():
+def test_policy_loss_gradient_without_clip_is_token_mean():
     logp = torch.tensor([[-1.0, -2.0, -0.5], [-0.3, -0.1, -0.2]], requires_grad=True)
     mask = torch.tensor([[1.0, 1.0, 0.0], [1.0, 1.0, 1.0]])
     adv = torch.tensor([2.0, -1.0])
-    loss, _ = policy_loss(logp, logp.detach(), adv, mask, None)
+    loss, st = policy_loss(logp, logp.detach(), adv, mask, None, None, 0.0)
     (g,) = torch.autograd.grad(loss, logp)
-    assert torch.allclose(g, -adv[:, None] * mask / mask.sum())
+    assert torch.allclose(g, -adv[:, None] * mask / mask.sum())  # d loss / d logp = -A mask / n_tokens
+    assert loss.item() == pytest.approx(-(2 * 2 - 1 * 3) / 5)
+    assert st == {"kl": 0.0, "clip_fraction": 0.0}
 
 
 def test_policy_loss_clip_and_kl():
@@ -75,37 +91,50 @@ def test_policy_loss_clip_and_kl():
     assert loss.item() == pytest.approx(-1.2) and st["clip_fraction"] == 1.0
     (g,) = torch.autograd.grad(loss, logp)
     assert g.abs().sum() == 0  # clipped: no gradient
+    loss, st = policy_loss(logp, old, torch.tensor([-1.0]), torch.ones(1, 1), 0.2)
+    assert loss.item() == pytest.approx(torch.e) and st["clip_fraction"] == 0.0  # A < 0: the unclipped term
     loss, st = policy_loss(logp, logp.detach(), torch.tensor([0.0]), torch.ones(1, 1), None,
                            ref_logp=torch.tensor([[-1.0]]), kl_coef=0.5)
-    assert st["kl"] == pytest.approx(torch.exp(torch.tensor(-1.0)).item() + 1 - 1, abs=1e-6)
+    k3 = torch.exp(torch.tensor(-1.0)).item() + 1 - 1  # exp(d) - d - 1 with d = -1
+    assert st["kl"] == pytest.approx(k3, abs=1e-6) and loss.item() == pytest.approx(0.5 * k3, abs=1e-6)
+    (g,) = torch.autograd.grad(loss, logp)
+    assert g.item() == pytest.approx(0.5 * (1 - torch.exp(torch.tensor(-1.0)).item()), abs=1e-6)
 
 
 def test_total_gradient_equals_weighted_sum_of_objective_gradients():
-    """With clipping off, grad of the loss on sum_k w_k A_k = sum_k w_k grad(loss on A_k)."""
+    """With clipping off, grad(loss on sum_k w_k A_k) = sum_k w_k grad(loss on A_k) (tiny linear policy)."""
     torch.manual_seed(0)
     lin = torch.nn.Linear(3, 5)
-    x = torch.randn(6, 4, 3)  # N=6 sequences of 4 tokens
+    x = torch.randn(6, 4, 3)  # N = B*G = 6 sequences of 4 tokens
     mask = (torch.rand(6, 4) > 0.2).float()
-    rewards = torch.rand(2, 3, 2)  # B=2, G=3, K=2
-    w = torch.tensor([0.25, 0.75])
+    rewards = torch.rand(2, 3, 3)  # B=2, G=3, K=3
+    w = torch.tensor([0.2, 0.3, 0.5])
+    ref = torch.randn(6, 4)
 
     def loss_for(adv):
-        logp = torch.log_softmax(lin(x), -1)[..., 0]
-        return policy_loss(logp, logp.detach(), adv, mask, None)[0]
+        logp = torch.log_softmax(lin(x), -1)[..., 0]  # (N, T)
+        return policy_loss(logp, logp.detach(), adv, mask, None, ref, 0.0)[0]
 
     params = list(lin.parameters())
     total = torch.autograd.grad(loss_for(combine_advantages(rewards, w, "grpo").reshape(-1)), params)
-    parts = [torch.autograd.grad(loss_for(combine_advantages(rewards, torch.eye(2)[k], "grpo").reshape(-1)), params)
-             for k in range(2)]
+    parts = [torch.autograd.grad(loss_for(combine_advantages(rewards, torch.eye(3)[k], "grpo").reshape(-1)), params)
+             for k in range(3)]
     for i, t in enumerate(total):
-        assert torch.allclose(t, w[0] * parts[0][i] + w[1] * parts[1][i], atol=1e-6)
+        assert torch.allclose(t, sum(w[k] * parts[k][i] for k in range(3)), atol=1e-6)
 
 
 def test_group_size_checks_and_unknown_names():
+    assert (min_group_size("grpo"), min_group_size("rloo"), min_group_size("reinforce")) == (2, 2, 1)
+    for name in ("grpo", "rloo"):
+        with pytest.raises(ValueError, match="train.group_size"):
+            check_group_size(name, 1)
+        with pytest.raises(ValueError, match="train.group_size"):
+            combine_advantages(torch.rand(4, 1, 2), torch.tensor([0.5, 0.5]), name)
     with pytest.raises(ValueError, match="train.group_size"):
-        check_group_size("grpo", 1)
-    with pytest.raises(ValueError, match="train.group_size"):
-        check_group_size("rloo", 1)
+        rloo(torch.rand(3, 1))
     check_group_size("reinforce", 1)
+    check_group_size("reinforce_pp", 1)
     with pytest.raises(KeyError, match="valid names: grpo, reinforce, reinforce_pp, rloo"):
         ESTIMATORS.get("ppo")
+    with pytest.raises(KeyError, match="valid names"):
+        combine_advantages(torch.rand(2, 2, 1), torch.ones(1), "ppo")

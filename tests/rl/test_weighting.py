@@ -1,74 +1,112 @@
+"""Weighting strategies: presets, hypervolume by hand, the HV signal reaching the gradient, mirror descent."""
+
 import numpy as np
 import pytest
 import torch
 
 from moalign.pareto import hypervolume
 from moalign.rl.config import TrainConfig
-from moalign.rl.weighting import WEIGHTINGS, WeightingConfig, influence, mirror_descent
+from moalign.rl.estimators import combine_advantages, policy_loss
+from moalign.rl.weighting import WEIGHTINGS, WeightingConfig, influence, mirror_descent, shapley_split
 from moalign.schema import ParamsError, validate_section
 
 OBJ = ["accuracy", "conciseness", "clarity"]
 
 
-def make(name, **kw):
-    return WEIGHTINGS.get(name)(OBJ, WeightingConfig(**kw))
+def make(name, objectives=OBJ, **kw):
+    return WEIGHTINGS.get(name)(objectives, WeightingConfig(**kw))
 
 
-def test_presets():
+def test_presets_and_interface():
     assert make("fixed", preset="accuracy").weights().tolist() == [0.5, 0.25, 0.25]
     assert make("fixed", preset="efficiency").weights().tolist() == [0.25, 0.375, 0.375]
     assert np.allclose(make("fixed", preset="balanced").weights(), 1 / 3)
     assert make("fixed", weights=[0.2, 0.3, 0.5]).weights().tolist() == [0.2, 0.3, 0.5]
+    assert np.allclose(make("fixed", ["accuracy", "rubric"]).weights(), 0.5)  # balanced = uniform for any K
+    f, h, g = make("fixed"), make("hypervolume"), make("gradient")
+    assert (f.needs_validation, h.needs_validation, g.needs_validation) == (False, True, False)
+    assert (f.needs_objective_grads, h.needs_objective_grads, g.needs_objective_grads) == (False, False, True)
+    assert f.advantage_scale() == h.advantage_scale() == g.advantage_scale() == 1.0
 
 
-def test_hypervolume_buffer_and_delta_by_hand():
-    h = make("hypervolume", hv_apply="advantage", ref_margin=0.0)
-    h.observe_validation(np.array([0.2, 0.2, 0.2]), 0)  # reference
-    info = h.observe_validation(np.array([0.4, 0.3, 0.5]), 5)
-    assert info["delta_hv"] == pytest.approx(0.2 * 0.1 * 0.3)
-    assert h.advantage_scale() == pytest.approx(0.5 + 1.5 * np.tanh(0.006))
-    n = len(h.buffer)
-    info = h.observe_validation(np.array([0.3, 0.25, 0.4]), 10)  # dominated: no gain, not added
-    assert info["delta_hv"] == 0 and len(h.buffer) == n and h.advantage_scale() == pytest.approx(0.5)
-    assert info["hypervolume"] == pytest.approx(hypervolume(np.array([[0.4, 0.3, 0.5]]), np.array([0.2] * 3)))
+def test_hypervolume_delta_by_hand_and_buffer_grows_only_with_gain():
+    h = make("hypervolume", ["a", "b"], weights=[0.5, 0.5], hv_apply="advantage", ref_margin=0.0, hv_scale=1.0)
+    assert h.observe_validation(np.array([0.0, 0.0]), 0)["delta_hv"] == 0.0  # p0: reference and first entry
+    info = h.observe_validation(np.array([0.5, 0.2]), 1)
+    assert info["delta_hv"] == pytest.approx(0.1) and info["hypervolume"] == pytest.approx(0.1)
+    assert h.advantage_scale() == pytest.approx(0.5 + 1.5 * np.tanh(0.1))  # hv_scale 1 = the paper's formula
+    info = h.observe_validation(np.array([0.2, 0.5]), 2)
+    assert info["delta_hv"] == pytest.approx(0.5 * 0.2 + 0.2 * 0.5 - 0.2 * 0.2 - 0.1)
+    assert sorted(map(tuple, h.buffer)) == [(0.2, 0.5), (0.5, 0.2)]  # p0 was dominated: it left
+    before = [b.copy() for b in h.buffer]
+    info = h.observe_validation(np.array([0.4, 0.1]), 3)  # dominated by (0.5, 0.2): no gain
+    assert info["delta_hv"] == 0.0 and h.advantage_scale() == pytest.approx(0.5)
+    assert len(h.buffer) == 2 and all(np.array_equal(a, b) for a, b in zip(before, h.buffer))
+    info = h.observe_validation(np.array([0.6, 0.6]), 4)  # dominates the whole front
+    assert info["delta_hv"] == pytest.approx(0.36 - 0.16) and [b.tolist() for b in h.buffer] == [[0.6, 0.6]]
+    assert info["hypervolume"] == pytest.approx(hypervolume(np.array([[0.6, 0.6]]), np.zeros(2)))
 
 
-def test_hypervolume_objective_mode_shifts_weight_to_improving_objective():
-    h = make("hypervolume", ref_margin=0.0)
-    h.observe_validation(np.array([0.2, 0.2, 0.2]), 0)
-    h.observe_validation(np.array([0.3, 0.3, 0.3]), 5)
+def test_shapley_split_by_hand():
+    buf, ref = [np.array([0.4, 0.4])], np.zeros(2)
+    # v({0}) = gain of (0.6, 0.4) = 0.08; v({1}) = gain of (0.4, 0.5) = 0.04; v({0,1}) = 0.30 - 0.16 = 0.14
+    assert np.allclose(shapley_split(buf, np.array([0.6, 0.5]), ref), [0.09, 0.05])
+    gap = [np.array([0.5, 0.3]), np.array([0.3, 0.5])]  # p exceeds no buffer maximum but fills a gap
+    phi = shapley_split(gap, np.array([0.46, 0.45]), ref)
+    gain = hypervolume(np.array(gap + [[0.46, 0.45]]), ref) - hypervolume(np.array(gap), ref)
+    assert phi.sum() == pytest.approx(gain)  # efficiency: the credits add up to dHV
+    assert phi[1] > 0 > phi[0]  # measured from the nearest point (0.5, 0.3): conciseness moved, accuracy fell
+
+
+def test_objective_mode_weights_by_hand_and_favour_the_improving_objective():
+    h = make("hypervolume", ["a", "b"], weights=[0.5, 0.5], ref_margin=0.0, hv_scale=10.0)
+    h.observe_validation(np.array([0.0, 0.0]), 0)
+    h.observe_validation(np.array([0.4, 0.4]), 1)
     w0 = h.weights()
-    h.observe_validation(np.array([0.3, 0.6, 0.3]), 10)  # only conciseness moved the front
-    w1 = h.weights()
-    assert w1[1] > w0[1] and w1[0] < w0[0] and w1.sum() == pytest.approx(1)
+    assert np.allclose(w0, 0.5)  # equal credit 0.08 each: the direction is unchanged
+    info = h.observe_validation(np.array([0.6, 0.5]), 2)
+    m = 0.5 + 1.5 * np.tanh(10 * np.array([0.09, 0.05]))
+    assert np.allclose(h.weights(), m / m.sum()) and info["credit/a"] == pytest.approx(0.09)
+    h3 = make("hypervolume", ref_margin=0.0)
+    h3.observe_validation(np.array([0.2, 0.2, 0.2]), 0)
+    h3.observe_validation(np.array([0.3, 0.3, 0.3]), 5)
+    w0 = h3.weights()
+    h3.observe_validation(np.array([0.3, 0.6, 0.3]), 10)  # only conciseness moved the front
+    w1 = h3.weights()
+    assert w1[1] > w0[1] and w1[0] < w0[0] and w1[2] < w0[2] and w1.sum() == pytest.approx(1)
+    h3.observe_validation(np.array([0.25, 0.5, 0.25]), 15)  # no gain: weights unchanged
+    assert np.array_equal(h3.weights(), w1)
 
 
 def test_hypervolume_signal_changes_the_gradient():
-    """A scalar on rewards cancels under GRPO normalisation; the advantage scale does not."""
-    from moalign.rl.estimators import combine_advantages, policy_loss
-
+    """The paper's reward scalar cancels under GRPO normalisation; both of our modes reach the gradient."""
     torch.manual_seed(0)
-    r = torch.rand(2, 4, 3)
-    logp = torch.randn(8, 5, requires_grad=True)
+    r = torch.rand(2, 4, 3)  # (B, G, K)
+    logp = torch.randn(8, 5, requires_grad=True)  # (B*G, T)
     mask = torch.ones(8, 5)
     w = torch.tensor([1 / 3] * 3)
+
+    def grad(adv):
+        return torch.autograd.grad(policy_loss(logp, logp.detach(), adv, mask, None)[0], logp)[0]
+
     adv_plain = combine_advantages(r, w, "grpo").reshape(-1)
-    adv_scaled_rewards = combine_advantages(r * 1.7, w, "grpo").reshape(-1)
-    assert torch.allclose(adv_plain, adv_scaled_rewards, atol=1e-5)  # the paper's scalar cancels
+    assert torch.allclose(adv_plain, combine_advantages(r * 1.7, w, "grpo").reshape(-1), atol=1e-5)
+    g1 = grad(adv_plain)
     h = make("hypervolume", hv_apply="advantage")
     h.observe_validation(np.zeros(3) + 0.1, 0)
     h.observe_validation(np.zeros(3) + 0.9, 1)
-    g1 = torch.autograd.grad(policy_loss(logp, logp.detach(), adv_plain, mask, None)[0], logp)[0]
-    g2 = torch.autograd.grad(policy_loss(logp, logp.detach(), adv_plain * h.advantage_scale(), mask, None)[0], logp)[0]
-    assert not torch.allclose(g1, g2)
-    # objective mode changes the direction, not only the size
-    ho = make("hypervolume", ref_margin=0.0)
+    assert h.advantage_scale() > 1.5 and np.allclose(h.weights(), 1 / 3)  # advantage mode: weights untouched
+    assert torch.allclose(grad(adv_plain * h.advantage_scale()), g1 * h.advantage_scale())
+    assert not torch.allclose(grad(adv_plain * h.advantage_scale()), g1)
+    ho = make("hypervolume")  # reference = p0 - 0.05
     ho.observe_validation(np.array([0.1, 0.1, 0.1]), 0)
     ho.observe_validation(np.array([0.2, 0.9, 0.2]), 1)  # conciseness did most of the gain
-    adv_o = combine_advantages(r, torch.tensor(ho.weights(), dtype=torch.float32), "grpo").reshape(-1)
-    g3 = torch.autograd.grad(policy_loss(logp, logp.detach(), adv_o, mask, None)[0], logp)[0]
-    cos = torch.nn.functional.cosine_similarity(g1.flatten(), g3.flatten(), dim=0)
-    assert cos < 0.999
+    wo = ho.weights()
+    assert ho.advantage_scale() == 1.0 and wo[1] > 1 / 3 > wo[0] and wo[0] == pytest.approx(wo[2])
+    g3 = grad(combine_advantages(r, torch.tensor(ho.weights(), dtype=torch.float32), "grpo").reshape(-1))
+    u, v = g1.flatten(), g3.flatten()
+    ortho = v - (v @ u) / (u @ u) * u  # the part of the new gradient that no rescaling of g1 gives
+    assert ortho.norm() / v.norm() > 0.01  # objective mode turns the update, not only resizes it
 
 
 def test_reference_margin_keeps_saturated_objective_from_zeroing_hv():
@@ -81,27 +119,51 @@ def test_reference_margin_keeps_saturated_objective_from_zeroing_hv():
     assert h.observe_validation(np.array([0.8, 0.6, 1.0]), 5)["hypervolume"] == pytest.approx(0.15 * 0.15 * 0.05)
 
 
-def test_mirror_descent_by_hand_and_simplex():
+def test_mirror_descent_by_hand():
     w = mirror_descent(np.array([0.5, 0.5]), np.array([1.0, -1.0]), lr=0.1, mu=0.1)
-    e = np.exp([1.0, -1.0])
-    assert np.allclose(w, e / e.sum())
-    g = torch.tensor([[1.0, 0.0], [1.0, 1.0]])
-    assert influence(g).tolist() == [2.0, 3.0]
+    assert np.allclose(w, np.exp([1.0, -1.0]) / np.exp([1.0, -1.0]).sum())
+    g = torch.tensor([[1.0, 0.0], [0.0, 2.0]])  # I = [<g1, g1+g2>, <g2, g1+g2>] = [1, 4]
+    assert influence(g).tolist() == [1.0, 4.0]
+    gw = make("gradient", ["a", "b"], weights=[0.25, 0.75], mu=0.1)
+    info = gw.update_from_grads(g, lr=0.01)  # step lr / mu = 0.1
+    e = np.array([0.25 * np.exp(0.1), 0.75 * np.exp(0.4)])
+    assert np.allclose(gw.weights(), e / e.sum()) and info == {"influence/a": 1.0, "influence/b": 4.0}
+    gl = make("gradient", ["a", "b"], weights=[0.25, 0.75], mu=0.1, grad_lr=0.02)
+    gl.update_from_grads(g, lr=123.0)  # grad_lr overrides the policy lr
+    e = np.array([0.25 * np.exp(0.2), 0.75 * np.exp(0.8)])
+    assert np.allclose(gl.weights(), e / e.sum())
+
+
+def test_weights_stay_on_the_simplex():
     gw = make("gradient", mu=0.01)
     rng = np.random.default_rng(0)
     for _ in range(200):
         gw.update_from_grads(torch.tensor(rng.normal(size=(3, 7)), dtype=torch.float32), lr=1e-3)
         w = gw.weights()
         assert (w > 0).all() and w.sum() == pytest.approx(1)
+    w = mirror_descent(np.array([0.5, 0.5]), np.array([1e9, -1e9]), lr=1.0, mu=1e-3)
+    assert (w > 0).all() and w.sum() == pytest.approx(1)  # clamped log: strictly positive
+    h = make("hypervolume", ref_margin=0.0)
+    h.observe_validation(np.zeros(3), 0)
+    for t in range(1, 30):
+        h.observe_validation(rng.uniform(0, 1, 3), t)
+        assert (h.weights() >= 0.02 - 1e-9).all() and h.weights().sum() == pytest.approx(1)
 
 
-def test_state_dict_round_trip():
-    h = make("hypervolume")
-    h.observe_validation(np.array([0.1, 0.2, 0.3]), 0)
-    h.observe_validation(np.array([0.4, 0.5, 0.6]), 1)
-    h2 = make("hypervolume")
-    h2.load_state_dict(h.state_dict())
-    assert np.allclose(h2.weights(), h.weights()) and len(h2.buffer) == len(h.buffer)
+@pytest.mark.parametrize("name", ["fixed", "hypervolume", "gradient"])
+def test_state_dict_round_trip(name):
+    rng = np.random.default_rng(1)
+    a = make(name)
+    for t in range(4):
+        a.observe_validation(rng.uniform(0, 1, 3), t)
+        a.update_from_grads(torch.tensor(rng.normal(size=(3, 5))), lr=1e-4)
+    b = make(name)
+    b.load_state_dict(a.state_dict())
+    assert b.state_dict() == a.state_dict()
+    p, g = rng.uniform(0, 1, 3), torch.tensor(rng.normal(size=(3, 5)))
+    assert a.observe_validation(p, 9) == b.observe_validation(p, 9)
+    a.update_from_grads(g, lr=1e-4), b.update_from_grads(g, lr=1e-4)
+    assert np.array_equal(a.weights(), b.weights()) and a.advantage_scale() == b.advantage_scale()
 
 
 def _err(train_section):
@@ -112,9 +174,19 @@ def _err(train_section):
 
 def test_bad_inputs():
     assert "train.weighting.weights" in _err({"weighting": {"weights": [0.5, 0.6, -0.1]}})
-    assert "sum to 1" in _err({"weighting": {"weights": [0.5, 0.6, 0.1]}})
+    msg = _err({"weighting": {"weights": [0.5, 0.6, 0.1]}})
+    assert "train.weighting.weights" in msg and "sum to 1" in msg and "Fix" in msg
+    assert "train.weighting.bogus" in _err({"weighting": {"bogus": 1}})
     assert "valid names" in _err({"estimator": "ppo"})
     assert "valid names" in _err({"strategies": ["fixed", "pareto"]})
     assert "valid names" in _err({"objectives": ["accuracy", "helpfulness"]})
     assert "train.group_size" in _err({"group_size": 1, "estimator": "grpo"})
     assert "train.group_size" in _err({"group_size": 1, "estimator": "rloo"})
+    with pytest.raises(KeyError, match="valid names: fixed, gradient, hypervolume"):
+        WEIGHTINGS.get("pareto")
+    with pytest.raises(ValueError, match="train.weighting.weights has 2 entries"):
+        make("fixed", weights=[0.5, 0.5])
+    with pytest.raises(ValueError, match="train.weighting.preset"):
+        make("fixed", ["accuracy", "rubric"], preset="accuracy")
+    with pytest.raises(ValueError, match="expected"):
+        make("gradient").update_from_grads(torch.zeros(2, 4), lr=1e-3)

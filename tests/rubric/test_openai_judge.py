@@ -8,22 +8,26 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 
 from moalign.rubric.judges import JudgeError, judge_pair, make_judge
+from moalign.rubric.llm import extract_json, parse_reply
 from moalign.rubric.schema import load_meta_rubric
-from tests.tiny import ROOT
+from tests.rubric.helpers import META
 
-GOOD = json.dumps({"criteria": [{"name": "brevity", "tier": "important", "chosen": "A", "score": 2},
-                                {"name": "format", "tier": "core", "chosen": "tie", "score": 0}]})
+GOOD = json.dumps({"question_analysis": {"primary_need": "sum"},
+                   "rubric_compares": [{"name": "brevity", "tier": "important", "chosen": "A", "score": 2},
+                                       {"name": "format", "tier": "core", "chosen": "S", "score": 0}]})
 
 
 class Server:
     def __init__(self, replies):
-        self.replies, self.calls, self.auth = list(replies), 0, []
+        self.replies, self.calls, self.auth, self.prompts = list(replies), 0, [], []
         outer = self
 
         class H(BaseHTTPRequestHandler):
             def do_POST(self):  # noqa: N802
                 n = int(self.headers["Content-Length"])
-                json.loads(self.rfile.read(n))
+                req = json.loads(self.rfile.read(n))
+                outer.prompts.append(req["messages"][-1]["content"])
+                assert self.path == "/v1/chat/completions"
                 outer.calls += 1
                 outer.auth.append(self.headers.get("Authorization"))
                 text = outer.replies[min(outer.calls - 1, len(outer.replies) - 1)]
@@ -60,10 +64,12 @@ def judge_for(url, retries=2):
 def test_valid_json_and_aggregation(env):
     s = Server([GOOD])
     try:
-        rubric = load_meta_rubric(ROOT / "rubrics/meta.yaml")
+        rubric = load_meta_rubric(META)
         out = judge_pair(judge_for(s.url), "q", "short \\boxed{5}", "long \\boxed{5}", rubric, "5")
         assert out["score_ab"] == pytest.approx(2.0) and out["criteria"][0]["name"] == "brevity"
         assert s.calls == 2 and s.auth[0] == "Bearer sk-secret"  # both orders
+        assert "correctness" in s.prompts[0] and "Reference answer (verified): 5" in s.prompts[0]
+        assert out["verdict"] == "tie"  # the fake judge favours A in both orders: position bias -> tie
     finally:
         s.close()
 
@@ -71,7 +77,7 @@ def test_valid_json_and_aggregation(env):
 def test_garbage_then_valid_is_retried(env):
     s = Server(["I think A is better!", "```json\n" + GOOD + "\n```"])
     try:
-        res = judge_for(s.url).judge("q", "a", "b", load_meta_rubric(ROOT / "rubrics/meta.yaml"))
+        res = judge_for(s.url).judge("q", "a", "b", load_meta_rubric(META))
         assert s.calls == 2 and res[0].score == 2
     finally:
         s.close()
@@ -81,7 +87,7 @@ def test_always_garbage_bounded_then_clear_error(env):
     s = Server(["nope"])
     try:
         with pytest.raises(JudgeError, match="after 3 attempts"):
-            judge_for(s.url, retries=2).judge("q", "a", "b", load_meta_rubric(ROOT / "rubrics/meta.yaml"))
+            judge_for(s.url, retries=2).judge("q", "a", "b", load_meta_rubric(META))
         assert s.calls == 3
     finally:
         s.close()
@@ -92,9 +98,10 @@ def test_endpoint_down(env):
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     sock.close()  # nothing listens here now
-    with pytest.raises(JudgeError, match="Connection"):
-        judge_for(f"http://127.0.0.1:{port}/v1", retries=1).judge("q", "a", "b",
-                                                                  load_meta_rubric(ROOT / "rubrics/meta.yaml"))
+    j = judge_for(f"http://127.0.0.1:{port}/v1", retries=1)
+    with pytest.raises(JudgeError, match="after 2 attempts.*Connection") as e:
+        j.judge("q", "a", "b", load_meta_rubric(META))
+    assert "sk-secret" not in str(e.value) and "sk-secret" not in repr(j) and j.calls == 2
 
 
 def test_missing_configuration(monkeypatch):
@@ -109,3 +116,22 @@ def test_hf_judge_missing_model():
         make_judge("hf")
     with pytest.raises(JudgeError, match="could not be loaded"):
         make_judge("hf", model="/nonexistent/judge")
+
+
+def test_key_never_logged(env, caplog):
+    s = Server(["nope"])
+    try:
+        with caplog.at_level("DEBUG"), pytest.raises(JudgeError):
+            judge_for(s.url, retries=1).judge("q", "a", "b", load_meta_rubric(META))
+        assert "sk-secret" not in caplog.text
+    finally:
+        s.close()
+
+
+def test_parse_and_repair():
+    assert extract_json('Sure!\n```json\n{"a": [1, {"b": 2}]}\n``` hope it helps {x}') == {"a": [1, {"b": 2}]}
+    res = parse_reply('[{"name": "x", "tier": "Core", "chosen": "b", "score": 2}]')
+    assert res[0].tier == "core" and res[0].signed == -2
+    for bad in ("no json", '{"rubric_compares": []}', '[{"tier": "vital", "score": 1}]'):
+        with pytest.raises(ValueError):
+            parse_reply(bad)

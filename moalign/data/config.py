@@ -19,7 +19,7 @@ class GeneratorConfig(StrictModel):
     eval_rows: int = Field(64, ge=1, description="Val rows and test rows per domain.")
     max_digits: int = Field(3, ge=2, le=6, description="Largest operand size in digits.")
     terse_fraction: float = Field(
-        0.3, ge=0, le=1, description="Share of one-line solutions (shorter, less accurate) vs worked steps."
+        0.15, ge=0, le=1, description="Share of one-line solutions (shorter, less accurate) vs worked steps."
     )
     op_weights: dict[str, float] = Field(
         default_factory=lambda: {"add": 1.0, "sub": 1.0, "mul": 1.0, "two": 0.5},

@@ -44,9 +44,13 @@ def pick_rows(rows: list[dict], per_domain: int) -> list[dict]:
 
 
 def score_policy(model, tok, rows: list[dict], objectives: list[str], fns: dict[str, Callable],
-                 max_new_tokens: int) -> dict[str, object]:
-    """Objective means overall and per domain, plus mean length, for one policy."""
-    gens = BACKENDS.get("hf")(model, tok, [format_prompt(r["question"]) for r in rows], max_new_tokens, False)
+                 max_new_tokens: int, backend: str = "hf") -> dict[str, object]:
+    """Objective means overall and per domain, plus mean length, for one policy (greedy decoding).
+
+    The train stage's validation points come from here too, so validation and evaluation share
+    one definition of the objective vector.
+    """
+    gens = BACKENDS.get(backend)(model, tok, [format_prompt(r["question"]) for r in rows], max_new_tokens, False)
     cols = {"answer": [r["answer"] for r in rows], "prompts": [format_prompt(r["question"]) for r in rows],
             "domain": [r["domain"] for r in rows], "completion_lengths": gens.lengths, "group_size": 1}
     per: dict[str, np.ndarray] = {}

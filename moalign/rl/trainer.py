@@ -30,6 +30,7 @@ import torch
 from tqdm.auto import tqdm
 
 from moalign import checkpoint
+from moalign.evaluate import score_policy
 from moalign.generation import BACKENDS, token_logprobs
 from moalign.rl.config import TrainConfig
 from moalign.rl.estimators import combine_advantages, policy_loss
@@ -84,17 +85,7 @@ def score(objectives: list[str], fns: dict[str, Callable], texts: list[str], row
 
 def validation_point(model, tok, cfg: TrainConfig, fns: dict[str, Callable], rows: list[dict]) -> np.ndarray:
     """Greedy decode of ``rows`` -> (K,) point, every coordinate maximised (see module docstring)."""
-    gens = BACKENDS.get(cfg.generation_backend)(model, tok, [format_prompt(r["question"]) for r in rows],
-                                                cfg.max_new_tokens, False)
-    pt = []
-    for o in cfg.objectives:
-        if o.startswith("conciseness"):
-            pt.append(1.0 - float(np.mean(gens.lengths)) / cfg.max_new_tokens)
-        else:
-            pt.append(float(np.mean(fns[o](gens.texts, answer=[r["answer"] for r in rows],
-                                            prompts=[format_prompt(r["question"]) for r in rows],
-                                            domain=[r["domain"] for r in rows], completion_lengths=gens.lengths,
-                                            group_size=1))))
+    pt = score_policy(model, tok, rows, cfg.objectives, fns, cfg.max_new_tokens, cfg.generation_backend)["point"]
     return np.array(pt)
 
 

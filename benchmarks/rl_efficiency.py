@@ -1,71 +1,216 @@
-"""RL efficiency: fixed weights (best of the three presets) vs hypervolume-guided vs gradient-based.
+"""RL efficiency and the front: fixed presets vs hypervolume-guided vs gradient-based weighting, over seeds.
 
-For each seed, trains each strategy from ``models/sft`` with the train section of params.yaml
-(overridable below) and records the validation hypervolume per validation step (reference =
-the SFT policy's point). Reports each strategy's final hypervolume and the first step at which
-it reaches the best fixed preset's final hypervolume (the paper's "steps to the front").
+For each seed, trains every strategy of ``train.strategies`` (default: fixed-accuracy,
+fixed-balanced, fixed-efficiency, hypervolume, gradient) from ``models/sft`` with the train
+section of params.yaml (``--steps`` and ``--set key=value`` override it), then scores each final
+policy on the test split with evaluate's measurement (expected rewards of ``--samples`` sampled
+decodes per prompt). Reports, as mean ± sd over seeds:
 
-    python benchmarks/rl_efficiency.py --seeds 0 1 2 --steps 40
+- the final test point (accuracy, length, clarity) and its hypervolume (reference: origin);
+- ``weight_shift`` = max_k |w_final - w_initial| and the final weights;
+- the paper's efficiency claim: the first validation step at which each strategy's validation
+  hypervolume reaches the best fixed preset's final validation hypervolume, paired by seed.
+
+Each finished run is appended to ``<out>/runs.jsonl`` (a rerun skips what is there), then the
+tables are printed and written to ``<out>/summary.csv``, ``<out>/weights.png`` and
+``<out>/front.png``. ``--jobs 2`` runs two trainings at once with one torch thread each (2 cores).
+
+    python benchmarks/rl_efficiency.py --seeds 0 1 2 --steps 150 --jobs 2
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import json
 import sys
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-import datasets
 import numpy as np
-import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from moalign.config import load_params  # noqa: E402
-from moalign.modeling import load_policy, load_tokenizer  # noqa: E402
-from moalign.pareto import first_step_reaching  # noqa: E402
-from moalign.rl.trainer import train  # noqa: E402
+
+def _coerce(v: str):
+    try:
+        return json.loads(v)
+    except json.JSONDecodeError:
+        return v
 
 
-def hv_curve(res) -> list[tuple[int, float]]:
-    return [(v["step"], float(v.get("hypervolume", 0.0))) for v in res.validation]
+def train_cfg(params, steps: int | None, sets: list[str]):
+    """params.train with ``--steps`` and dotted ``--set train.key=value`` overrides applied."""
+    from moalign.rl.config import TrainConfig
+
+    raw = params.section("train")
+    if steps:
+        raw["max_steps"] = steps
+    for kv in sets:
+        key, _, val = kv.partition("=")
+        node = raw
+        parts = key.removeprefix("train.").split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = _coerce(val)
+    return TrainConfig(**raw)
+
+
+def one_run(job: dict) -> dict:
+    """Train one (strategy, seed) and score its final policy; returns a JSON-able record."""
+    import datasets
+    import torch
+
+    from moalign.config import load_params
+    from moalign.evaluate import pick_rows, score_policy
+    from moalign.modeling import load_policy, load_tokenizer
+    from moalign.pareto import hypervolume
+    from moalign.rl.rewards import make_reward
+    from moalign.rl.trainer import train
+
+    torch.set_num_threads(job["threads"])
+    torch.manual_seed(job["seed"])
+    params = load_params(ROOT / "params.yaml")
+    cfg = train_cfg(params, job["steps"], job["set"])
+    sft = ROOT / "models/sft"
+    tok, policy = load_tokenizer(sft), load_policy(sft)
+    ref = copy.deepcopy(policy).eval().requires_grad_(False) if cfg.kl_coef > 0 else None
+    rows = list(datasets.load_from_disk(str(ROOT / "data/prepared/train")))
+    val = list(datasets.load_from_disk(str(ROOT / "data/prepared/val")))[: cfg.val_rows]
+    res = train(cfg, job["strategy"], policy, tok, rows, val, job["seed"], ref_model=ref)
+    test = pick_rows(list(datasets.load_from_disk(str(ROOT / "data/prepared/test"))), job["test_rows"])
+    fns = {o: make_reward(o) for o in cfg.objectives if not o.startswith("conciseness")}
+    sc = score_policy(policy, tok, test, cfg.objectives, fns, cfg.max_new_tokens, samples=job["samples"],
+                      temperature=cfg.temperature, seed=job["seed"])
+    hv = hypervolume(np.asarray([sc["point"]]), np.zeros(len(cfg.objectives)))
+    return {"strategy": job["strategy"], "seed": job["seed"], "steps": cfg.max_steps, "objectives": cfg.objectives,
+            "test_point": sc["point"], "test_se": sc["se"], "test_length": sc["length"], "test_hv": hv,
+            "initial_weights": res.initial_weights, "final_weights": res.final_weights,
+            "weights": res.weights, "validation": [{"step": v["step"], "point": v["point"],
+                                                    "hypervolume": v.get("hypervolume", 0.0)} for v in res.validation],
+            "rollout_length": [h["charts/completion_length"] for h in res.history],
+            "rollout_accuracy": [h.get("rewards/accuracy/mean") for h in res.history]}
+
+
+def ms(x) -> str:
+    x = np.asarray(x, dtype=float)
+    return f"{x.mean():.3f}±{x.std(ddof=1) if len(x) > 1 else 0.0:.3f}"
+
+
+def summarise(runs: list[dict], out: Path) -> None:
+    """Print the tables (markdown) and write summary.csv and the figures."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from moalign.pareto import first_step_reaching
+
+    objs = runs[0]["objectives"]
+    names = list(dict.fromkeys(r["strategy"] for r in runs))
+    by = {(r["strategy"], r["seed"]): r for r in runs}
+    seeds = sorted({r["seed"] for r in runs})
+    rows = []
+    for r in runs:
+        shift = float(np.abs(np.subtract(r["final_weights"], r["initial_weights"])).max())
+        rows.append({"strategy": r["strategy"], "seed": r["seed"], **dict(zip(objs, r["test_point"])),
+                     "length": r["test_length"], "hypervolume": r["test_hv"], "weight_shift": shift,
+                     "val_hv_final": r["validation"][-1]["hypervolume"],
+                     **{f"w_{o}": w for o, w in zip(objs, r["final_weights"])}})
+    df = pd.DataFrame(rows)
+    df.to_csv(out / "summary.csv", index=False)
+    print(f"\nseeds {seeds}; steps {runs[0]['steps']}; test: expected rewards of sampled decodes (mean ± sd over seeds)")
+    print("| strategy | " + " | ".join(objs) + " | length | test HV | weight_shift | final weights |")
+    print("|---" * (len(objs) + 5) + "|")
+    for n in names:
+        d = df[df.strategy == n]
+        w = " / ".join(f"{d[f'w_{o}'].mean():.2f}" for o in objs)
+        print(f"| {n} | " + " | ".join(ms(d[o]) for o in objs) +
+              f" | {ms(d.length)} | {ms(d.hypervolume)} | {ms(d.weight_shift)} | {w} |")
+    fixed = [n for n in names if n.startswith("fixed")]
+    if fixed:
+        best = max(fixed, key=lambda n: df[df.strategy == n].val_hv_final.mean())
+        print(f"\nbest fixed preset by final validation HV: {best}")
+        print("| strategy | first step reaching best-fixed final val HV (per seed) | mean (reached) | "
+              "ratio to best fixed's own step (per seed) |")
+        print("|---|---|---|---|")
+        for n in names:
+            steps, ratios = [], []
+            for s in seeds:
+                if (n, s) not in by or (best, s) not in by:
+                    continue
+                target = by[(best, s)]["validation"][-1]["hypervolume"]
+                curve = [(v["step"], v["hypervolume"]) for v in by[(n, s)]["validation"]]
+                own = first_step_reaching([(v["step"], v["hypervolume"]) for v in by[(best, s)]["validation"]], target)
+                st = first_step_reaching(curve, target)
+                steps.append(st)
+                ratios.append(None if st is None or not own else round(st / own, 2))
+            got = [x for x in steps if x is not None]
+            mean = f"{np.mean(got):.0f} ({len(got)}/{len(steps)})" if got else f"- (0/{len(steps)})"
+            print(f"| {n} | {steps} | {mean} | {ratios} |")
+    fig, axes = plt.subplots(1, len(objs), figsize=(4 * len(objs), 3.2), sharey=True)
+    for k, (ax, o) in enumerate(zip(np.atleast_1d(axes), objs)):
+        for n in names:
+            if n.startswith("fixed"):
+                continue
+            for s in seeds:
+                if (n, s) in by:
+                    w = np.asarray(by[(n, s)]["weights"])
+                    ax.plot(np.arange(1, len(w) + 1), w[:, k], color="C0" if n == "gradient" else "C1", alpha=0.7,
+                            label=n if s == seeds[0] else None)
+        ax.set_title(f"weight of {o}")
+        ax.set_xlabel("step")
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "weights.png", dpi=110)
+    fig, ax = plt.subplots(figsize=(5, 4))
+    for i, n in enumerate(names):
+        d = df[df.strategy == n]
+        ax.errorbar(d.length.mean(), d.accuracy.mean(), xerr=d.length.std(ddof=1), yerr=d.accuracy.std(ddof=1),
+                    fmt="o", color=f"C{i}", label=n, capsize=3)
+    ax.set_xlabel("mean length (tokens)")
+    ax.set_ylabel("accuracy (expected, test)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "front.png", dpi=110)
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--steps", type=int, default=None, help="override train.max_steps")
-    ap.add_argument("--estimator", default=None)
+    ap.add_argument("--strategies", nargs="+", default=None, help="default: train.strategies")
+    ap.add_argument("--set", nargs="*", default=[], help="train overrides, e.g. kl_coef=0.05 weighting.grad_step=1")
+    ap.add_argument("--samples", type=int, default=4, help="sampled decodes per test prompt")
+    ap.add_argument("--test-rows", type=int, default=32, help="test prompts per domain")
+    ap.add_argument("--jobs", type=int, default=1, help="trainings at once (threads split over 2 cores)")
+    ap.add_argument("--out", default="benchmarks/results/rl_efficiency")
+    ap.add_argument("--summary-only", action="store_true")
     a = ap.parse_args()
-    torch.set_num_threads(2)
-    params = load_params(ROOT / "params.yaml")
-    base_cfg = params.train
-    upd = {k: v for k, v in {"max_steps": a.steps, "estimator": a.estimator}.items() if v is not None}
-    sft = ROOT / "models/sft"
-    tok = load_tokenizer(sft)
-    policy0 = load_policy(sft)
-    rows = list(datasets.load_from_disk(str(ROOT / "data/prepared/train")))
-    val = list(datasets.load_from_disk(str(ROOT / "data/prepared/val")))[: base_cfg.val_rows]
-    runs = {f"fixed:{p}": ("fixed", {"preset": p}) for p in ("accuracy", "balanced", "efficiency")}
-    runs |= {"hypervolume": ("hypervolume", {}), "gradient": ("gradient", {})}
-    table: dict[str, list[list[tuple[int, float]]]] = {k: [] for k in runs}
-    for seed in a.seeds:
-        for name, (strategy, w) in runs.items():
-            cfg = base_cfg.model_copy(update={**upd, "weighting": base_cfg.weighting.model_copy(update=w)})
-            res = train(cfg, strategy, copy.deepcopy(policy0), tok, rows, val, seed)
-            table[name].append(hv_curve(res))
-            print(f"seed {seed} {name}: final HV {table[name][-1][-1][1]:.4f}", flush=True)
-    finals = {k: np.array([c[-1][1] for c in v]) for k, v in table.items()}
-    best_fixed = max((k for k in finals if k.startswith("fixed:")), key=lambda k: finals[k].mean())
-    print(f"\nbest fixed preset: {best_fixed}; seeds {a.seeds}; steps {cfg.max_steps}; estimator {cfg.estimator}")
-    print("| strategy | final HV (mean±sd) | steps to best-fixed final HV (per seed) | mean steps (reached) |")
-    print("|---|---|---|---|")
-    for k, curves in table.items():
-        steps = [first_step_reaching(c, target) for c, target in zip(curves, finals[best_fixed])]
-        reached = [s for s in steps if s is not None]
-        mean = f"{np.mean(reached):.1f} ({len(reached)}/{len(steps)})" if reached else f"- (0/{len(steps)})"
-        print(f"| {k} | {finals[k].mean():.4f}±{finals[k].std():.4f} | {steps} | {mean} |")
+    from moalign.config import load_params
+
+    out = ROOT / a.out
+    out.mkdir(parents=True, exist_ok=True)
+    log = out / "runs.jsonl"
+    runs = [json.loads(x) for x in log.read_text().splitlines()] if log.exists() else []
+    strategies = a.strategies or load_params(ROOT / "params.yaml").train.strategies
+    done = {(r["strategy"], r["seed"]) for r in runs}
+    jobs = [{"strategy": s, "seed": seed, "steps": a.steps, "set": a.set, "samples": a.samples,
+             "test_rows": a.test_rows, "threads": max(1, 2 // a.jobs)}
+            for seed in a.seeds for s in strategies if (s, seed) not in done]
+    if not a.summary_only and jobs:
+        with ProcessPoolExecutor(a.jobs) as ex:
+            for rec in ex.map(one_run, jobs):
+                with log.open("a") as f:
+                    f.write(json.dumps(rec) + "\n")
+                runs.append(rec)
+                print(f"seed {rec['seed']} {rec['strategy']}: test point {np.round(rec['test_point'], 3)} "
+                      f"length {rec['test_length']:.1f} weights {np.round(rec['final_weights'], 3)}", flush=True)
+    runs = [r for r in runs if r["seed"] in a.seeds and r["strategy"] in strategies]
+    if runs:
+        summarise(runs, out)
 
 
 if __name__ == "__main__":

@@ -67,23 +67,47 @@ def collect_queued(names: list[str]) -> dict[str, dict]:
     return out
 
 
-def summarize(results: dict[str, dict], meta: dict[str, tuple[str, int]]) -> dict[str, dict[str, float]]:
-    """{strategy/estimator: {hv_mean, hv_std, std_mean (steps-to-dominance), n, reached}}."""
-    table: dict[str, dict[str, list]] = {}
+SUMMARY_KEYS = ("hypervolume", "accuracy", "length", "clarity", "weight_shift")
+
+
+def summary_frame(results: dict[str, dict], meta: dict[str, tuple[str, int]]):
+    """pandas DataFrame, one row per strategy and estimator: mean, sd (over seeds) and n of each
+    reported quantity (hypervolume, accuracy, length, clarity, weight_shift) and steps-to-dominance."""
+    import pandas as pd
+
+    rows = []
     for name, m in results.items():
-        est, _seed = meta[name]
+        est, seed = meta[name]
         for pol, v in m.items():
             if not isinstance(v, dict) or "hypervolume" not in v or pol == "sft":
                 continue
-            row = table.setdefault(f"{pol}/{est}", {"hv": [], "std": []})
-            row["hv"].append(v["hypervolume"])
-            row["std"].append(v.get("steps_to_dominance"))
+            rows.append({"strategy": pol, "estimator": est, "seed": seed, **{k: v.get(k) for k in SUMMARY_KEYS},
+                         "steps_to_dominance": v.get("steps_to_dominance")})
+    if not rows:
+        return pd.DataFrame()
+    df = pd.DataFrame(rows)
+    out = []
+    for (pol, est), d in df.groupby(["strategy", "estimator"], sort=True):
+        row = {"strategy": pol, "estimator": est, "n": len(d)}
+        for k in SUMMARY_KEYS:
+            x = pd.to_numeric(d[k], errors="coerce").dropna()
+            row[f"{k}_mean"] = float(x.mean()) if len(x) else float("nan")
+            row[f"{k}_sd"] = float(x.std(ddof=1)) if len(x) > 1 else float("nan")
+        reached = d["steps_to_dominance"].dropna()
+        row["steps_to_dominance_mean"] = float(reached.mean()) if len(reached) else float("nan")
+        row["reached"] = int(len(reached))
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def summarize(results: dict[str, dict], meta: dict[str, tuple[str, int]]) -> dict[str, dict[str, float]]:
+    """{strategy/estimator: {hv_mean, hv_std, n, accuracy_mean, ..., steps_to_dominance_mean, reached}}."""
+    df = summary_frame(results, meta)
     out = {}
-    for k, r in sorted(table.items()):
-        reached = [s for s in r["std"] if s is not None]
-        out[k] = {"hv_mean": float(np.mean(r["hv"])), "hv_std": float(np.std(r["hv"])), "n": len(r["hv"]),
-                  "steps_to_dominance_mean": float(np.mean(reached)) if reached else float("nan"),
-                  "reached": len(reached)}
+    for r in df.to_dict("records"):
+        out[f"{r['strategy']}/{r['estimator']}"] = {
+            "hv_mean": r["hypervolume_mean"], "hv_std": r["hypervolume_sd"], "n": r["n"],
+            **{k: v for k, v in r.items() if k not in ("strategy", "estimator", "n")}}
     return out
 
 
@@ -117,6 +141,11 @@ def sweep(estimators: list[str], seeds: list[int], strategies: list[str] | None 
             mlflow.log_metrics({f"{k.replace('/', '_')}/{m}": float(x) for k, v in summary.items()
                                 for m, x in v.items() if np.isfinite(x)})
             mlflow.log_dict(summary, "sweep_summary.json")
+            frame = summary_frame(results, meta)
+            if len(frame):
+                mlflow.log_table(data=frame, artifact_file="sweep_summary.json.table.json")
+                Path("metrics").mkdir(exist_ok=True)
+                frame.to_csv("metrics/sweep_summary.csv", index=False)
     return summary
 
 

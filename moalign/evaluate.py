@@ -1,9 +1,31 @@
 """Evaluate core: objective vectors of policies on held-out data, and the Pareto report.
 
-Every objective is maximised in [0, 1]: accuracy and clarity (and rubric) are mean rewards of
-greedy decodes; conciseness is ``1 - mean_length / max_new_tokens`` (the paper reports raw
-length, minimised; we flip it so a single maximisation convention serves moocore, the
-dominance table and the plots). The mean length in tokens is reported beside it.
+Every objective is maximised in [0, 1]: accuracy and clarity (and rubric) are mean rewards;
+conciseness is ``1 - length / max_new_tokens`` (the paper reports raw length, minimised; we
+flip it so a single maximisation convention serves moocore, the dominance table and the
+plots). The mean length in tokens is reported beside it.
+
+Two measurements of a policy's point (:func:`score_policy`):
+
+- ``greedy``: one greedy decode per prompt (the paper's validation). Deterministic, but it only
+  sees the policy's *mode*: a policy that moves 30% of its mass from worked to terse answers
+  keeps the same greedy output until the argmax flips, so greedy points move in jumps or not at
+  all (on the old default world greedy conciseness moved 0.527-0.534 over a whole RL run).
+- ``sampled`` (default): ``samples`` decodes per prompt at the rollout temperature, i.e. the
+  policy's *expected* rewards under the distribution RL actually trains. Each prompt's mean over
+  its samples is one observation; the point is the mean over prompts and its standard error is
+  sd/sqrt(n_prompts) (prompt-clustered, so samples of one prompt are not counted as independent).
+  The README's results section compares the two on the default run (separation of the presets
+  in standard errors) and the Pareto report uses the sampled one.
+
+Reference point (``reference: origin``, default): the worst value of every objective, 0. Every
+policy scoring above 0 everywhere counts, and trading one objective for another changes the
+hypervolume smoothly. The previous default (SFT point - 0.05) gave 0 to every policy that fell
+below SFT in any one coordinate, i.e. exactly the policies that trade, so the measure went blind
+where the comparison matters. ``reference: sft`` (with ``ref_margin``) keeps that option.
+
+Uncertainty: ``hypervolume_ci`` is a percentile bootstrap over test prompts (resample prompts
+with replacement, recompute the point and its hypervolume).
 """
 
 from __future__ import annotations
@@ -23,14 +45,23 @@ from moalign.text import format_prompt
 class EvaluateConfig(StrictModel):
     """evaluate: score every policy on the test split and build the Pareto report."""
 
-    test_rows: int = Field(64, ge=1, description="Test rows per domain.")
-    max_new_tokens: int = Field(128, ge=1, description="Greedy decoding budget (use train.max_new_tokens).")
-    reference: Literal["sft"] | list[float] = Field(
-        "sft", description="Hypervolume reference point: 'sft' (the SFT policy's point) or explicit coordinates."
+    test_rows: int = Field(32, ge=1, description="Test rows (prompts) per domain.")
+    max_new_tokens: int = Field(128, ge=1, description="Decoding budget (use train.max_new_tokens).")
+    point: Literal["sampled", "greedy"] = Field(
+        "sampled", description="Which measurement forms the Pareto points (module docstring); both are reported."
+    )
+    samples: int = Field(4, ge=1, description="Sampled decodes per prompt for the 'sampled' measurement.")
+    temperature: float = Field(1.0, gt=0, description="Sampling temperature of the 'sampled' measurement "
+                               "(use train.temperature: the distribution RL trains).")
+    bootstrap: int = Field(1000, ge=0, description="Bootstrap resamples of test prompts for hypervolume_ci (0 = off).")
+    reference: Literal["origin", "sft"] | list[float] = Field(
+        "origin", description="Hypervolume reference: 'origin' (0 in every objective, the worst value), 'sft' "
+        "(the SFT point minus ref_margin) or explicit coordinates."
     )
     ref_margin: float = Field(0.05, ge=0, description="With reference 'sft': subtract this from the SFT point "
                               "(a saturated objective would otherwise zero every hypervolume).")
-    baseline: str = Field("fixed", description="Strategy whose final policy is the steps-to-dominance target.")
+    baseline: str = Field("best_fixed", description="Strategy whose final policy is the steps-to-dominance "
+                          "target; 'best_fixed' = the fixed-* strategy with the largest hypervolume.")
     match_tol: float = Field(0.0, ge=0, description="Tolerance for 'matches' in steps-to-dominance.")
     include_snapshots: bool = Field(True, description="Also score intermediate snapshots (steps-to-dominance).")
 
@@ -44,30 +75,86 @@ def pick_rows(rows: list[dict], per_domain: int) -> list[dict]:
 
 
 def score_policy(model, tok, rows: list[dict], objectives: list[str], fns: dict[str, Callable],
-                 max_new_tokens: int, backend: str = "hf") -> dict[str, object]:
-    """Objective means overall and per domain, plus mean length, for one policy (greedy decoding).
+                 max_new_tokens: int, backend: str = "hf", samples: int = 0, temperature: float = 1.0,
+                 seed: int = 0) -> dict[str, object]:
+    """Objective means overall and per domain, mean length and standard errors, for one policy.
 
-    The train stage's validation points come from here too, so validation and evaluation share
-    one definition of the objective vector.
+    ``samples`` = 0: one greedy decode per prompt; ``samples`` = n >= 1: n sampled decodes per
+    prompt at ``temperature`` (seeded by ``seed``), averaged per prompt first. ``per_prompt`` is
+    the (n_prompts, K) matrix of per-prompt means (the bootstrap resamples its rows); ``se`` the
+    prompt-clustered standard error of each coordinate. The train stage's validation points come
+    from here too, so validation and evaluation share one definition of the objective vector.
     """
-    gens = BACKENDS.get(backend)(model, tok, [format_prompt(r["question"]) for r in rows], max_new_tokens, False)
-    cols = {"answer": [r["answer"] for r in rows], "prompts": [format_prompt(r["question"]) for r in rows],
-            "domain": [r["domain"] for r in rows], "completion_lengths": gens.lengths, "group_size": 1}
-    per: dict[str, np.ndarray] = {}
+    n = max(samples, 1)
+    prompts = [format_prompt(r["question"]) for r in rows]
+    gens = BACKENDS.get(backend)(model, tok, [p for p in prompts for _ in range(n)], max_new_tokens, samples > 0,
+                                 temperature, 1.0, seed=seed if samples > 0 else None)
+    rep = [r for r in rows for _ in range(n)]
+    cols = {"answer": [r["answer"] for r in rep], "prompts": [p for p in prompts for _ in range(n)],
+            "domain": [r["domain"] for r in rep], "completion_lengths": gens.lengths, "group_size": n}
+    lengths = np.asarray(gens.lengths, dtype=float).reshape(len(rows), n).mean(1)  # (P,)
+    per: dict[str, np.ndarray] = {}  # objective -> (P,) per-prompt means
     for o in objectives:
         if o.startswith("conciseness"):
-            per[o] = 1.0 - np.asarray(gens.lengths, dtype=float) / max_new_tokens
+            per[o] = 1.0 - lengths / max_new_tokens
         else:
-            per[o] = np.asarray(fns[o](gens.texts, **cols), dtype=float)
-    lengths = np.asarray(gens.lengths, dtype=float)
+            per[o] = np.asarray(fns[o](gens.texts, **cols), dtype=float).reshape(len(rows), n).mean(1)
     doms = np.asarray([r["domain"] for r in rows])
-    out: dict[str, object] = {"point": [float(per[o].mean()) for o in objectives], "length": float(lengths.mean())}
+    P = len(rows)
+    se = [float(per[o].std(ddof=1) / np.sqrt(P)) if P > 1 else 0.0 for o in objectives]
+    out: dict[str, object] = {
+        "point": [float(per[o].mean()) for o in objectives], "se": se, "length": float(lengths.mean()),
+        "length_se": float(lengths.std(ddof=1) / np.sqrt(P)) if P > 1 else 0.0,
+        "per_prompt": np.stack([per[o] for o in objectives], 1),  # (P, K)
+        "decoding": "sampled" if samples > 0 else "greedy", "samples": n,
+    }
     out["domains"] = {
         d: {**{o: float(per[o][doms == d].mean()) for o in objectives}, "length": float(lengths[doms == d].mean())}
         for d in sorted(set(doms))
     }
-    out["samples"] = [{"prompt": r["question"], "completion": t} for r, t in list(zip(rows, gens.texts))[:5]]
+    out["examples"] = [{"prompt": r["question"], "completion": t} for r, t in list(zip(rep, gens.texts))[: 5 * n : n]]
     return out
+
+
+def bootstrap_hv_ci(per_prompt: np.ndarray, ref: list[float], n_boot: int, seed: int = 0,
+                    level: float = 0.95) -> list[float]:
+    """Percentile bootstrap interval of the hypervolume of the mean point, resampling prompts (rows)."""
+    if n_boot <= 0 or len(per_prompt) < 2:
+        return [float("nan"), float("nan")]
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(per_prompt), size=(n_boot, len(per_prompt)))
+    means = per_prompt[idx].mean(1)  # (n_boot, K)
+    hv = np.array([hypervolume(m[None], np.asarray(ref, dtype=float)) for m in means])
+    lo, hi = np.quantile(hv, [(1 - level) / 2, 1 - (1 - level) / 2])
+    return [float(lo), float(hi)]
+
+
+def weight_shift(weights: list[list[float]]) -> float:
+    """max_k |w_final[k] - w_initial[k]| of a weight trajectory (steps x K); 0 when empty."""
+    if not weights:
+        return 0.0
+    w = np.asarray(weights, dtype=float)
+    return float(np.abs(w[-1] - w[0]).max())
+
+
+def resolve_reference(reference, ref_margin: float, sft_point: list[float], k: int) -> list[float]:
+    """The hypervolume reference from ``evaluate.reference`` (see module docstring)."""
+    if reference == "origin":
+        return [0.0] * k
+    if reference == "sft":
+        return [v - ref_margin for v in sft_point]
+    if len(reference) != k:
+        raise ValueError(f"evaluate.reference has {len(reference)} coordinates but there are {k} objectives. "
+                         "Fix: one value per objective in train.objectives, or 'origin'")
+    return [float(v) for v in reference]
+
+
+def resolve_baseline(baseline: str, hv: dict[str, float]) -> str | None:
+    """``best_fixed`` -> the fixed-* policy with the largest hypervolume; else the name itself."""
+    if baseline != "best_fixed":
+        return baseline
+    fixed = [n for n in hv if n == "fixed" or n.startswith("fixed-")]
+    return max(fixed, key=lambda n: hv[n]) if fixed else None
 
 
 def pareto_report(finals: dict[str, list[float]], curves: dict[str, list[tuple[int, list[float]]]],
@@ -86,7 +173,8 @@ def pareto_report(finals: dict[str, list[float]], curves: dict[str, list[tuple[i
         "hypervolume_front": float(hypervolume(pts, ref_a)),
         "dominance": dominance_table(names, pts),
     }
-    target = finals.get(baseline)
+    report["baseline"] = baseline = resolve_baseline(baseline, report["hypervolume"])
+    target = finals.get(baseline) if baseline else None
     report["steps_to_dominance"] = {
         n: (steps_to_dominance(c, np.asarray(target), tol=tol) if target is not None else None)
         for n, c in curves.items()

@@ -78,6 +78,11 @@ class Tracker:
         if self._m:
             self._m.set_tags(tags)
 
+    def log_table(self, df: Any, artifact_file: str) -> None:
+        """A pandas DataFrame as an MLflow table (shown in the run's Artifacts/Evaluation view)."""
+        if self._m:
+            self._m.log_table(data=df, artifact_file=artifact_file)
+
 
 @contextmanager
 def stage_run(

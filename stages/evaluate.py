@@ -1,8 +1,9 @@
 """evaluate stage: score the SFT policy and every strategy's final and intermediate policies.
 
-Writes ``metrics/evaluate.json`` (DVC metrics: per-strategy hypervolume, objectives,
-steps-to-dominance), ``plots/evaluate/*.csv`` (DVC plots) and PNG figures, and logs all of
-it to MLflow. A missing checkpoint is an error naming the folder and the stage to run.
+Writes ``metrics/evaluate.json`` (DVC metrics, per policy: objectives with standard errors,
+hypervolume with a bootstrap 95% interval, weight_shift, on_front, steps-to-dominance),
+``plots/evaluate/`` (DVC plots: CSVs, PNG figures, ``policies.csv`` - the table of points, also
+logged with ``mlflow.log_table``), all of it to MLflow. A missing checkpoint is an error naming the folder and the stage to run.
 """
 
 from __future__ import annotations
@@ -15,8 +16,11 @@ from pathlib import Path
 import datasets
 
 from moalign.config import Params, flatten
-from moalign.evaluate import pareto_report, pick_rows, score_policy
-from moalign.io import read_json, write_json, write_text
+import pandas as pd
+
+from moalign.evaluate import (bootstrap_hv_ci, pareto_report, pick_rows, resolve_reference, score_policy,
+                              weight_shift)
+from moalign.io import atomic_path, read_json, write_json, write_text
 from moalign.modeling import load_policy, load_tokenizer, resolve_device, resolve_dtype
 from moalign.plots import plot_curves, plot_pareto
 from moalign.rl.rewards import make_reward
@@ -54,58 +58,84 @@ def run(params: Params) -> dict[str, object]:
         fns = {o: make_reward(o, **tcfg.reward_options.get(o, {})) for o in objs if not o.startswith("conciseness")}
         tok = load_tokenizer(_need(SFT, "sft"))
 
-        def score(path: Path) -> dict[str, object]:
+        def score(path: Path, both: bool = True) -> dict[str, dict]:
             model = load_policy(path, dtype=dtype).to(device)
-            return score_policy(model, tok, rows, objs, fns, cfg.max_new_tokens)
+            out = {}
+            if both or cfg.point == "sampled":
+                out["sampled"] = score_policy(model, tok, rows, objs, fns, cfg.max_new_tokens, samples=cfg.samples,
+                                              temperature=cfg.temperature, seed=base.seed)
+            if both or cfg.point == "greedy":
+                out["greedy"] = score_policy(model, tok, rows, objs, fns, cfg.max_new_tokens)
+            return out
 
         results: dict[str, dict] = {"sft": score(SFT)}
         curves: dict[str, list[tuple[int, list[float]]]] = {}
         weights: dict[str, dict] = {}
+        shifts: dict[str, float] = {"sft": 0.0}
         for s in tcfg.strategies:
             d = _need(TRAINED / s, f"train@{s}")
             hist = read_json(d / "history.json")
             last = hist["history"][-1]["step"] if hist["history"] else 0
             results[s] = score(d)
-            curve = [(0, results["sft"]["point"])]
+            curve = [(0, results["sft"][cfg.point]["point"])]
             if cfg.include_snapshots:
                 for snap in sorted((d / "snapshots").glob("step-*")):
-                    curve.append((int(snap.name.split("-")[1]), score(snap)["point"]))
-            curve.append((last, results[s]["point"]))
+                    curve.append((int(snap.name.split("-")[1]), score(snap, both=False)[cfg.point]["point"]))
+            curve.append((last, results[s][cfg.point]["point"]))
             curves[s] = curve
             weights[s] = {o: [(h["step"], h[f"weights/{o}"]) for h in hist["history"]] for o in objs}
-        ref = ([v - cfg.ref_margin for v in results["sft"]["point"]] if cfg.reference == "sft"
-               else list(cfg.reference))
-        if len(ref) != len(objs):
-            raise ValueError(f"evaluate.reference has {len(ref)} coordinates but there are {len(objs)} objectives {objs}")
-        finals = {n: r["point"] for n, r in results.items()}
+            shifts[s] = weight_shift([hist["initial_weights"], hist["final_weights"]]
+                                     if "final_weights" in hist else hist["weights"])
+        ref = resolve_reference(cfg.reference, cfg.ref_margin, results["sft"][cfg.point]["point"], len(objs))
+        finals = {n: r[cfg.point]["point"] for n, r in results.items()}
         rep = pareto_report(finals, curves, ref, cfg.baseline, cfg.match_tol)
         if rep["excluded_by_reference"]:
             log.warning("policies %s do not dominate the reference point %s: they add 0 hypervolume",
                         rep["excluded_by_reference"], ref)
-        metrics: dict[str, object] = {"objectives": objs, "reference": rep["reference"],
+        metrics: dict[str, object] = {"objectives": objs, "reference": rep["reference"], "point": cfg.point,
                                       "hypervolume_front": rep["hypervolume_front"],
-                                      "non_dominated": rep["non_dominated"]}
+                                      "non_dominated": rep["non_dominated"], "baseline": rep["baseline"]}
+        table = []
         for n, r in results.items():
-            metrics[n] = {"hypervolume": rep["hypervolume"][n], "length": r["length"],
-                          **dict(zip(objs, r["point"])),
+            m, g = r[cfg.point], r["greedy"]
+            ci = bootstrap_hv_ci(m["per_prompt"], ref, cfg.bootstrap, base.seed)
+            metrics[n] = {"hypervolume": rep["hypervolume"][n], "hypervolume_ci": ci,
+                          "weight_shift": shifts[n], "on_front": n in rep["non_dominated"],
+                          "length": m["length"], "length_se": m["length_se"],
+                          **dict(zip(objs, m["point"])), **{f"{o}_se": v for o, v in zip(objs, m["se"])},
+                          **{f"greedy_{o}": v for o, v in zip(objs, g["point"])}, "greedy_length": g["length"],
                           "steps_to_dominance": rep["steps_to_dominance"].get(n)}
+            table.append({"policy": n, "measure": cfg.point, **dict(zip(objs, m["point"])),
+                          **{f"{o}_se": v for o, v in zip(objs, m["se"])}, "length": m["length"],
+                          "length_se": m["length_se"], "hypervolume": rep["hypervolume"][n],
+                          "hv_lo": ci[0], "hv_hi": ci[1], "weight_shift": shifts[n],
+                          "on_front": n in rep["non_dominated"],
+                          **{f"greedy_{o}": v for o, v in zip(objs, g["point"])}, "greedy_length": g["length"]})
+        points = pd.DataFrame(table)
+        with atomic_path(PLOTS) as tmp:  # the plots folder appears whole or not at all
+            tmp.mkdir()
+            write_json(tmp / "report.json", {**rep, "results": {
+                n: {k: {kk: vv for kk, vv in v.items() if kk != "per_prompt"} for k, v in r.items()}
+                for n, r in results.items()}})
+            write_text(tmp / "policies.csv", points.to_csv(index=False))
+            write_text(tmp / "points.csv", _csv(["policy", "step", *objs], [
+                [n, s, *p] for n, c in curves.items() for s, p in c] + [["sft", 0, *finals["sft"]]]))
+            write_text(tmp / "hypervolume.csv", _csv(["strategy", "step", "hypervolume"], [
+                [n, s, hv] for n, c in rep["hypervolume_curve"].items() for s, hv in c]))
+            write_text(tmp / "weights.csv", _csv(["strategy", "step", *objs], [
+                [n, st, *[dict(w[o])[st] for o in objs]] for n, w in weights.items() for st, _ in w[objs[0]]]))
+            plot_pareto(finals, objs, tmp / "pareto.png")
+            plot_curves({n: c for n, c in rep["hypervolume_curve"].items()}, tmp / "hypervolume.png",
+                        f"test hypervolume vs step ({cfg.point})", "hypervolume")
+            plot_curves({f"{n}/{o}": w[o] for n, w in weights.items() for o in objs}, tmp / "weights.png",
+                        "reward weights vs step", "weight")
         write_json(METRICS, metrics)
-        write_json(PLOTS / "report.json", {**rep, "results": results})
-        write_text(PLOTS / "points.csv", _csv(["policy", "step", *objs], [
-            [n, s, *p] for n, c in curves.items() for s, p in c] + [["sft", 0, *results["sft"]["point"]]]))
-        write_text(PLOTS / "hypervolume.csv", _csv(["strategy", "step", "hypervolume"], [
-            [n, s, hv] for n, c in rep["hypervolume_curve"].items() for s, hv in c]))
-        write_text(PLOTS / "weights.csv", _csv(["strategy", "step", *objs], [
-            [n, st, *[dict(w[o])[st] for o in objs]] for n, w in weights.items() for st, _ in w[objs[0]]]))
-        plot_pareto({n: r["point"] for n, r in results.items()}, objs, PLOTS / "pareto.png")
-        plot_curves({n: c for n, c in rep["hypervolume_curve"].items()}, PLOTS / "hypervolume.png",
-                    "test hypervolume vs step", "hypervolume")
-        plot_curves({f"{n}/{o}": w[o] for n, w in weights.items() for o in objs}, PLOTS / "weights.png",
-                    "reward weights vs step", "weight")
-        for f in ("pareto.png", "hypervolume.png", "weights.png", "points.csv", "report.json"):
+        for f in ("pareto.png", "hypervolume.png", "weights.png", "points.csv", "policies.csv", "report.json"):
             tr.log_artifact(PLOTS / f, "evaluate")
+        tr.log_table(points, "evaluate/policies.json")
         tr.log_metrics({f"{n}/hypervolume": v for n, v in rep["hypervolume"].items()}
-                       | {f"{n}/eval/{o}": v for n, r in results.items() for o, v in zip(objs, r["point"])}
+                       | {f"{n}/eval/{o}": v for n, r in results.items() for o, v in zip(objs, r[cfg.point]["point"])}
+                       | {f"{n}/weight_shift": v for n, v in shifts.items()}
                        | {"pareto/hypervolume_front": rep["hypervolume_front"]})
         log.info("hypervolume per policy: %s", {k: round(v, 4) for k, v in rep["hypervolume"].items()})
         return metrics

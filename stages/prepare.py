@@ -31,7 +31,7 @@ def build_rows(cfg: PrepareConfig, seed: int) -> dict[str, list[dict[str, str]]]
     """Pure core: the three disjoint splits from the configured source."""
     if cfg.source == "generator":
         g = cfg.generator
-        return arith.generate(g.sizes, g.eval_rows, g.max_digits, g.op_weights, seed, g.terse_fraction)
+        return arith.generate(g.sizes, g.eval_rows, g.max_digits, g.op_weights, seed, g.styles)
     d = cfg.dataset
     rows = load_rows(d.name_or_path, d.columns.model_dump(), d.config, d.train_split, d.default_domain)
     uniq = list({r["question"]: r for r in rows}.values())  # disjoint splits: no question twice

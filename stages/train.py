@@ -51,7 +51,8 @@ def run(params: Params, strategy: str) -> dict[str, float]:
     out, ckpt = Path("models/train") / strategy, Path("checkpoints/train") / strategy
     plots = Path("plots/train") / strategy
     logged = flatten(params.section("train"), "train") | {"base.seed": base.seed, "strategy": strategy}
-    tags = {"moalign.strategy": strategy, "moalign.estimator": cfg.estimator}
+    tags = {"moalign.strategy": strategy, "moalign.estimator": cfg.estimator,
+            "moalign.weighting": strategy.partition("-")[0]}
     with stage_run("train", base.tracking, logged, run_name=f"train@{strategy}", tags=tags) as tr:
         from accelerate import Accelerator
 
@@ -86,7 +87,8 @@ def run(params: Params, strategy: str) -> dict[str, float]:
                 d.rename(tmp / "snapshots" / d.name)
             write_json(tmp / "history.json", {"strategy": strategy, "objectives": cfg.objectives,
                                               "history": res.history, "validation": res.validation,
-                                              "weights": res.weights})
+                                              "weights": res.weights, "initial_weights": res.initial_weights,
+                                              "final_weights": res.final_weights})
         write_json(Path("metrics/train") / f"{strategy}.json", final)
         write_text(plots / "history.csv", history_csv(res))
         steps = [h["step"] for h in res.history]

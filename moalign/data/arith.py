@@ -1,11 +1,30 @@
 """Seeded generator of arithmetic word problems in several surface "languages".
 
 Each row has ``question``, ``answer`` (the reference integer as a string), ``domain``
-(the surface language) and ``solution`` (numbered, digit-by-digit worked steps that
-end in the answer, for SFT). Domain sizes are long-tailed by construction (the
+(the surface language), ``style`` and ``solution`` (the SFT target text). Domain
+sizes are long-tailed by construction (the
 defaults are 10000/2000/400/100 train rows, a 100x imbalance), which is what the
 balance stage is about. Problems are unique across splits: a problem key
 (operation and operands) is drawn once and assigned to exactly one split.
+
+Response styles (the RL trade-off; ``prepare.generator.styles`` sets their shares in SFT data).
+The default world gives the paper's three objectives something to trade, so that reward
+weighting has room to act (issue: "objectives in real tension"):
+
+- ``worked``: the expression, then digit-by-digit column arithmetic with carries/borrows, one
+  numbered line each (~40-90 tokens). The scratchpad makes the answer reliable for a small
+  model: accuracy high, clarity 1 (>= 2 numbered steps), conciseness low.
+- ``outline``: two numbered lines, the expression and the result, no column work (~15-25
+  tokens). Clarity 1 at a small length cost, but the model must compute the result in one go,
+  so accuracy is low.
+- ``terse``: no steps, only ``Answer: \\boxed{..}`` (~8-12 tokens). Shortest, clarity 0,
+  accuracy as low as ``outline``.
+
+So conciseness pulls toward terse/outline, accuracy toward worked, clarity away from terse;
+length is a choice the policy makes at its first line, not a by-product of correctness. No
+style dominates another on all three objectives, so the fixed presets end at different points
+and the front has width. (Earlier defaults had worked solutions plus 15% one-line answers;
+clarity then saturated after SFT and conciseness hardly moved.)
 """
 
 from __future__ import annotations
@@ -94,13 +113,13 @@ def _mul_steps(a: int, b: int) -> tuple[list[str], int]:
     return steps, a * b
 
 
-def solve(op: str, a: int, b: int, c: int = 0, terse: bool = False) -> tuple[str, int]:
-    """Worked solution text (numbered steps) and the answer of one problem.
+STYLES = ("worked", "outline", "terse")
 
-    ``terse`` gives a one-line solution (the equation and its result): shorter, but the model
-    must then compute the result in one go, so it is less often right. The mixture of both
-    styles in SFT data is what gives RL a real accuracy-vs-length trade-off.
-    """
+
+def solve(op: str, a: int, b: int, c: int = 0, style: str = "worked") -> tuple[str, int]:
+    """Solution text in ``style`` (module docstring) and the answer of one problem."""
+    if style not in STYLES:
+        raise ValueError(f"unknown style {style!r}; valid: {', '.join(STYLES)}")
     if op == "add":
         body, ans = _add_steps(a, b)
         head = [f"{a} + {b}"]
@@ -117,9 +136,11 @@ def solve(op: str, a: int, b: int, c: int = 0, terse: bool = False) -> tuple[str
         head = []
     else:
         raise ValueError(f"unknown operation {op!r}")
-    if terse:
+    if style == "terse":
+        return "", ans
+    if style == "outline":
         expr = f"{a} + {b} - {c}" if op == "two" else f"{a} {dict(add='+', sub='-', mul='*')[op]} {b}"
-        return f"1. {expr} = {ans}", ans
+        return f"1. {expr}\n2. so the result is {ans}", ans
     lines = head + body + ([f"so the result is {ans}"])
     return "\n".join(f"{i + 1}. {t}" for i, t in enumerate(lines)), ans
 
@@ -143,11 +164,17 @@ def generate(
     max_digits: int,
     op_weights: dict[str, float],
     seed: int,
-    terse_fraction: float = 0.0,
+    styles: dict[str, float] | None = None,
 ) -> dict[str, list[dict[str, str]]]:
     """Rows for splits ``train``/``val``/``test``: ``sizes[d]`` train rows per domain and
-    ``eval_rows`` val and test rows per domain, all problems distinct across splits; a share
-    ``terse_fraction`` of the solutions is terse (one line) instead of worked step by step."""
+    ``eval_rows`` val and test rows per domain, all problems distinct across splits; each
+    solution's style is drawn with probabilities proportional to ``styles`` (default: all worked)."""
+    styles = styles or {"worked": 1.0}
+    bad = set(styles) - set(STYLES)
+    if bad:
+        raise ValueError(f"prepare.generator.styles has unknown style(s) {sorted(bad)}; valid: {', '.join(STYLES)}")
+    snames = [k for k, v in styles.items() if v > 0]
+    sweights = [styles[k] for k in snames]
     unknown = set(sizes) - set(TEMPLATES)
     if unknown:
         raise ValueError(
@@ -169,9 +196,11 @@ def generate(
                 if key in seen:
                     continue
                 seen.add(key)
-                solution, ans = solve(op, a, b, c, terse=rng.random() < terse_fraction)
+                style = rng.choices(snames, sweights)[0]
+                solution, ans = solve(op, a, b, c, style=style)
                 q = TEMPLATES[domain][op].format(a=a, b=b, c=c)
-                out[split].append({"question": q, "answer": str(ans), "domain": domain, "solution": solution})
+                out[split].append({"question": q, "answer": str(ans), "domain": domain, "style": style,
+                                   "solution": solution})
                 made += 1
     for rows in out.values():
         rng.shuffle(rows)

@@ -18,8 +18,10 @@ class GeneratorConfig(StrictModel):
     )
     eval_rows: int = Field(64, ge=1, description="Val rows and test rows per domain.")
     max_digits: int = Field(3, ge=2, le=6, description="Largest operand size in digits.")
-    terse_fraction: float = Field(
-        0.15, ge=0, le=1, description="Share of one-line solutions (shorter, less accurate) vs worked steps."
+    styles: dict[str, float] = Field(
+        default_factory=lambda: {"worked": 0.5, "outline": 0.25, "terse": 0.25},
+        description="Shares of the SFT solution styles worked / outline / terse (moalign.data.arith docstring): "
+        "the RL trade-off between accuracy, clarity and length.",
     )
     op_weights: dict[str, float] = Field(
         default_factory=lambda: {"add": 1.0, "sub": 1.0, "mul": 1.0, "two": 0.5},
@@ -34,6 +36,16 @@ class GeneratorConfig(StrictModel):
             raise ValueError(f"every domain needs at least 1 train row, got {bad}. Fix: raise them or drop the domain")
         if not v:
             raise ValueError("no domains. Fix: list at least one domain, e.g. {en: 1000}")
+        return v
+
+    @field_validator("styles")
+    @classmethod
+    def _styles(cls, v: dict[str, float]) -> dict[str, float]:
+        unknown = set(v) - {"worked", "outline", "terse"}
+        if unknown:
+            raise ValueError(f"unknown style(s) {sorted(unknown)}. Fix: use worked, outline, terse")
+        if not any(w > 0 for w in v.values()) or any(w < 0 for w in v.values()):
+            raise ValueError("style shares must be >= 0 with at least one > 0, e.g. {worked: 0.5, terse: 0.5}")
         return v
 
     @field_validator("op_weights")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -14,10 +14,18 @@ class TrainConfig(StrictModel):
     """train: multi-objective online RL from the SFT policy with a reward-weighting strategy."""
 
     strategies: list[str] = Field(
-        default_factory=lambda: ["fixed", "hypervolume", "gradient"],
-        description="Strategies dvc.yaml trains side by side (train@<name>); each must be a WEIGHTINGS name.",
+        default_factory=lambda: ["fixed-accuracy", "fixed-balanced", "fixed-efficiency", "hypervolume", "gradient"],
+        description="Strategies dvc.yaml trains side by side (train@<name>): <weighting>[-<preset>], e.g. "
+        "fixed-accuracy (a preset suffix overrides weighting.preset).",
     )
     estimator: str = Field("grpo", description="Advantage estimator: grpo, rloo, reinforce, reinforce_pp.")
+    aggregation: Literal["normalize_then_sum", "sum_then_normalize"] = Field(
+        "normalize_then_sum", description="Order of scalarising and normalising the objectives' rewards "
+        "(moalign/rl/estimators.py; TRL's names; the authors scalarise first)."
+    )
+    std: Literal["sample", "population"] = Field(
+        "sample", description="Std of grpo/reinforce_pp normalisation: sample (Bessel, as TRL and verl) or population."
+    )
     objectives: list[str] = Field(
         default_factory=lambda: ["accuracy", "conciseness", "clarity"],
         description="Reward objectives (REWARDS names); the weighting acts on them in this order.",
@@ -39,11 +47,16 @@ class TrainConfig(StrictModel):
     clip_eps: float | None = Field(0.2, description="PPO ratio clip; null disables clipping.")
     grad_clip: float = Field(1.0, gt=0, description="Max gradient norm of the policy update.")
     grad_layers: list[str] = Field(
-        default_factory=lambda: [r"layers\.\d+\.mlp\.down_proj"],
-        description="Regexes of parameter names whose gradients form g_i for the gradient strategy.",
+        default_factory=lambda: ["middle"],
+        description="Parameters whose gradients form g_i for the gradient strategy: 'middle' (every parameter "
+        "of the middle decoder layers, the authors' 10-25 of 36 scaled to the model's depth) or regexes of names.",
     )
     eval_every: int = Field(5, ge=1, description="Steps between validation points (hypervolume, curves).")
     val_rows: int = Field(96, ge=1, description="Validation prompts per validation point.")
+    val_samples: int = Field(
+        2, ge=0, description="Sampled decodes per validation prompt at the rollout temperature (expected rewards); "
+        "0 = one greedy decode (the paper's validation). moalign/evaluate.py says why sampled is the default."
+    )
     snapshot_every: int = Field(10, ge=1, description="Steps between saved policy snapshots (evaluate scores them).")
     checkpoint_every: int = Field(10, ge=1, description="Steps between resumable checkpoints.")
     generation_backend: str = Field("hf", description="Rollout engine (generation BACKENDS registry).")
@@ -67,7 +80,7 @@ class TrainConfig(StrictModel):
         from moalign.generation import BACKENDS
         from moalign.rl.estimators import ESTIMATORS, check_group_size
         from moalign.rl.rewards import REWARDS
-        from moalign.rl.weighting import WEIGHTINGS
+        from moalign.rl.weighting import parse_strategy
 
         if self.estimator not in ESTIMATORS:
             raise ValueError(f"estimator {self.estimator!r} is unknown; valid names: {', '.join(ESTIMATORS.names())}")
@@ -75,8 +88,9 @@ class TrainConfig(StrictModel):
             if o not in REWARDS:
                 raise ValueError(f"objective {o!r} is unknown; valid names: {', '.join(REWARDS.names())}")
         for s in self.strategies:
-            if s not in WEIGHTINGS:
-                raise ValueError(f"strategy {s!r} is unknown; valid names: {', '.join(WEIGHTINGS.names())}")
+            parse_strategy(s)
+        if len(set(self.strategies)) != len(self.strategies):
+            raise ValueError(f"strategies {self.strategies} has repeats. Fix: list each strategy once")
         if self.generation_backend not in BACKENDS:
             raise ValueError(f"generation_backend {self.generation_backend!r} is unknown; valid: {', '.join(BACKENDS.names())}")
         check_group_size(self.estimator, self.group_size)

@@ -2,21 +2,20 @@
 
 Shapes: rewards (B, G) = B prompts x G rollouts each; per-objective rewards (B, G, K).
 
-- ``grpo``: A = (r - mean_group) / (std_group + eps) with the *population* std
-  (``unbiased=False``), so a group [1, 0, 0, 1] gives [1, -1, -1, 1]. TRL's ``GRPOTrainer``
-  (``nanstd``, Bessel-corrected) and verl's ``compute_grpo_outcome_advantage`` (``torch.std``)
-  use the sample std; the two differ by the constant factor sqrt((G-1)/G) for a fixed G,
-  i.e. a rescaling of every advantage (equivalent to a learning-rate change, largely
-  absorbed by Adam), not a change of direction.
+- ``grpo``: A = (r - mean_group) / (std_group + eps). ``train.std: sample`` (default) is the
+  Bessel-corrected std, as TRL's ``GRPOTrainer`` (``nanstd``) and verl's
+  ``compute_grpo_outcome_advantage`` (``torch.std``); ``population`` divides by G instead, so a
+  group [1, 0, 0, 1] gives [1, -1, -1, 1]. The two differ by the constant sqrt((G-1)/G).
 - ``rloo``: A_j = r_j - mean_{k != j} r_k (leave-one-out baseline; G >= 2).
 - ``reinforce``: A = r - mean over the whole batch (a constant baseline).
 - ``reinforce_pp``: A = (r - mean_batch) / (std_batch + eps) (REINFORCE++ batch whitening,
-  population std).
+  ``train.std`` as for grpo).
 
-Design decision (all strategies): with several objectives we normalise *per objective* and
-then scalarise, A = sum_k w_k A_k with A_k = estimator(r[..., k]) (:func:`combine_advantages`),
-instead of applying the estimator to the scalarised reward sum_k w_k r_k (what the authors'
-verl code does). Reasons: (1) "total gradient = weighted sum of per-objective gradients" then
+Order of aggregation (``train.aggregation``, TRL's names): ``sum_then_normalize`` applies the
+estimator to the scalarised reward sum_k w_k r_k (the authors' verl code, TRL's default);
+``normalize_then_sum`` normalises *per objective* and then scalarises, A = sum_k w_k A_k with
+A_k = estimator(r[..., k]) (:func:`combine_advantages`). The default is chosen from seeded runs
+on the default world (README, "Decisions"). Arguments for normalise-then-sum: (1) "total gradient = weighted sum of per-objective gradients" then
 holds exactly (with clipping off), which is what the gradient-based weighting assumes (the
 authors disable PPO clipping for the same reason); (2) the weights keep their meaning under
 group normalisation: with normalise-after-scalarise, an objective with a tiny within-group
@@ -41,13 +40,13 @@ _MIN_G = {"grpo": 2, "rloo": 2}
 
 
 @ESTIMATORS.register("grpo")
-def grpo(r: torch.Tensor) -> torch.Tensor:
-    """(B, G) -> (B, G): A = (r - mean_g r) / (std_g r + eps), population std per group."""
-    return (r - r.mean(-1, keepdim=True)) / (r.std(-1, keepdim=True, unbiased=False) + EPS)
+def grpo(r: torch.Tensor, unbiased: bool = True) -> torch.Tensor:
+    """(B, G) -> (B, G): A = (r - mean_g r) / (std_g r + eps); sample std unless ``unbiased=False``."""
+    return (r - r.mean(-1, keepdim=True)) / (r.std(-1, keepdim=True, unbiased=unbiased) + EPS)
 
 
 @ESTIMATORS.register("rloo")
-def rloo(r: torch.Tensor) -> torch.Tensor:
+def rloo(r: torch.Tensor, unbiased: bool = True) -> torch.Tensor:
     """(B, G) -> (B, G): A_j = r_j - (sum_k r_k - r_j) / (G - 1)."""
     check_group_size("rloo", r.shape[-1])
     G = r.shape[-1]
@@ -55,15 +54,15 @@ def rloo(r: torch.Tensor) -> torch.Tensor:
 
 
 @ESTIMATORS.register("reinforce")
-def reinforce(r: torch.Tensor) -> torch.Tensor:
+def reinforce(r: torch.Tensor, unbiased: bool = True) -> torch.Tensor:
     """(B, G) -> (B, G): A = r - mean over the batch."""
     return r - r.mean()
 
 
 @ESTIMATORS.register("reinforce_pp")
-def reinforce_pp(r: torch.Tensor) -> torch.Tensor:
-    """(B, G) -> (B, G): A = (r - mean_batch) / (std_batch + eps), population std."""
-    return (r - r.mean()) / (r.std(unbiased=False) + EPS)
+def reinforce_pp(r: torch.Tensor, unbiased: bool = True) -> torch.Tensor:
+    """(B, G) -> (B, G): A = (r - mean_batch) / (std_batch + eps); sample std unless ``unbiased=False``."""
+    return (r - r.mean()) / (r.std(unbiased=unbiased) + EPS)
 
 
 def min_group_size(estimator: str) -> int:
@@ -82,14 +81,28 @@ def check_group_size(estimator: str, group_size: int) -> None:
         )
 
 
-def combine_advantages(rewards: torch.Tensor, weights: torch.Tensor, estimator: str) -> torch.Tensor:
-    """(B, G, K) rewards, (K,) weights -> (B, G) advantages A = sum_k w_k * est(r[..., k])."""
+AGGREGATIONS = ("normalize_then_sum", "sum_then_normalize")
+
+
+def combine_advantages(rewards: torch.Tensor, weights: torch.Tensor, estimator: str,
+                       aggregation: str = "normalize_then_sum", std: str = "sample") -> torch.Tensor:
+    """(B, G, K) rewards, (K,) weights -> (B, G) advantages.
+
+    normalize_then_sum: A = sum_k w_k est(r[..., k]); sum_then_normalize: A = est(sum_k w_k r[..., k]).
+    ``std``: sample (Bessel) or population, for the estimators that divide by a std.
+    """
     est = ESTIMATORS.get(estimator)
     check_group_size(estimator, rewards.shape[1])
     if weights.shape != (rewards.shape[-1],):
         raise ValueError(f"weights of shape {tuple(weights.shape)} for {rewards.shape[-1]} objectives")
-    per = torch.stack([est(rewards[..., k]) for k in range(rewards.shape[-1])], -1)  # (B, G, K)
-    return (per * weights.to(per)).sum(-1)  # (B, G)
+    if aggregation not in AGGREGATIONS or std not in ("sample", "population"):
+        raise ValueError(f"aggregation {aggregation!r} / std {std!r}: valid are {AGGREGATIONS} / sample, population")
+    unbiased = std == "sample"
+    w = weights.to(rewards.dtype)
+    if aggregation == "sum_then_normalize":
+        return est((rewards * w).sum(-1), unbiased=unbiased)  # (B, G)
+    per = torch.stack([est(rewards[..., k], unbiased=unbiased) for k in range(rewards.shape[-1])], -1)  # (B, G, K)
+    return (per * w).sum(-1)  # (B, G)
 
 
 def policy_loss(

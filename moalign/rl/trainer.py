@@ -3,19 +3,23 @@
 Read top to bottom, one update per step:
 1. draw ``prompts_per_step`` prompts (seeded by (seed, step)), sample ``group_size`` rollouts each;
 2. score every rollout with every objective -> rewards (B, G, K);
-3. ``gradient`` strategy: per-objective policy gradients g_k on ``grad_layers`` -> mirror-descent
+3. ``gradient`` strategy: per-objective policy gradients g_k, each clipped to norm 1 over *all*
+   parameters and then restricted to ``grad_layers`` (as the authors do) -> mirror-descent
    weight update (before the step, as in the authors' optimisation trainer);
-4. advantages A = scale * sum_k w_k A_k (per-objective normalisation, see estimators.py);
-5. one clipped policy-gradient step (+ optional KL to the SFT reference);
-6. every ``eval_every`` steps: greedy validation point -> ``hypervolume`` strategy and curves.
+4. advantages from the weighted objectives (``train.aggregation``, see estimators.py);
+5. one clipped policy-gradient step (+ KL to the SFT reference when ``kl_coef`` > 0);
+6. every ``eval_every`` steps: validation point (expected rewards of ``val_samples`` sampled
+   decodes per prompt, or greedy) -> ``hypervolume`` strategy and curves.
 
 Departures from the authors' verl trainers, and why: one optimizer step per rollout batch
 (so the PPO ratio is 1 at the update and clipping only matters if the user raises
 ``updates``; this also keeps "total gradient = linear combination" exact for the gradient
 method, which the authors obtained by disabling clipping); validation points are the mean
 rewards of greedy decodes, with conciseness reported as ``1 - length/max_new_tokens`` so every
-coordinate is maximised in [0, 1] (the paper minimises raw length); the reference point is the
-SFT policy's point, as in the paper.
+coordinate is maximised in [0, 1] (the paper minimises raw length), and by default they are
+expected rewards under the sampling distribution rather than greedy decodes (greedy points hardly
+move while the policy's distribution does; moalign/evaluate.py); the hypervolume reference is
+set by ``train.weighting.reference`` (weighting.py).
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from moalign.generation import BACKENDS, token_logprobs
 from moalign.rl.config import TrainConfig
 from moalign.rl.estimators import combine_advantages, policy_loss
 from moalign.rl.rewards import make_reward
-from moalign.rl.weighting import WEIGHTINGS
+from moalign.rl.weighting import make_weighting
 from moalign.text import format_prompt
 
 log = logging.getLogger("moalign.train")
@@ -49,7 +53,9 @@ class KilledForTest(RuntimeError):
 class TrainResult:
     history: list[dict[str, float]] = field(default_factory=list)  # per-step metrics
     validation: list[dict[str, Any]] = field(default_factory=list)  # {"step", "point": [...]}
-    weights: list[list[float]] = field(default_factory=list)
+    weights: list[list[float]] = field(default_factory=list)  # weights used at each step
+    initial_weights: list[float] = field(default_factory=list)
+    final_weights: list[float] = field(default_factory=list)  # after the last update/validation
 
 
 def step_seed(seed: int, step: int, index: int = 0) -> int:
@@ -57,8 +63,23 @@ def step_seed(seed: int, step: int, index: int = 0) -> int:
     return int(np.random.SeedSequence([seed, step, index]).generate_state(1)[0])
 
 
+MIDDLE = (10 / 36, 26 / 36)  # the authors' layers 10-25 of 36 (Qwen2.5-3B), as fractions of depth
+
+
+def middle_layers_pattern(n_layers: int) -> str:
+    """Regex of every parameter of the middle decoder layers (``grad_layers: [middle]``)."""
+    lo = int(round(MIDDLE[0] * n_layers))
+    hi = max(lo + 1, int(round(MIDDLE[1] * n_layers)))
+    return r"layers\.(" + "|".join(str(i) for i in range(lo, hi)) + r")\."
+
+
 def select_params(model, patterns: list[str]) -> list[tuple[str, torch.nn.Parameter]]:
-    """Trainable parameters whose name matches any regex in ``train.grad_layers``."""
+    """Trainable parameters whose name matches any regex in ``train.grad_layers`` ('middle': see above)."""
+    n_layers = getattr(getattr(model, "config", None), "num_hidden_layers", None)
+    if "middle" in patterns and not n_layers:
+        raise ValueError("train.grad_layers = ['middle'] needs a model config with num_hidden_layers. "
+                         "Fix: list parameter-name regexes instead")
+    patterns = [middle_layers_pattern(n_layers) if p == "middle" else p for p in patterns]
     regs = [re.compile(p) for p in patterns]
     chosen = [(n, p) for n, p in model.named_parameters() if p.requires_grad and any(r.search(n) for r in regs)]
     if not chosen:
@@ -83,9 +104,11 @@ def score(objectives: list[str], fns: dict[str, Callable], texts: list[str], row
     return torch.tensor([fns[o](texts, **cols) for o in objectives], dtype=torch.float32).T
 
 
-def validation_point(model, tok, cfg: TrainConfig, fns: dict[str, Callable], rows: list[dict]) -> np.ndarray:
-    """Greedy decode of ``rows`` -> (K,) point, every coordinate maximised (see module docstring)."""
-    pt = score_policy(model, tok, rows, cfg.objectives, fns, cfg.max_new_tokens, cfg.generation_backend)["point"]
+def validation_point(model, tok, cfg: TrainConfig, fns: dict[str, Callable], rows: list[dict],
+                     seed: int = 0) -> np.ndarray:
+    """(K,) point of ``rows`` (``val_samples`` sampled decodes per prompt, or greedy), all maximised."""
+    pt = score_policy(model, tok, rows, cfg.objectives, fns, cfg.max_new_tokens, cfg.generation_backend,
+                      samples=cfg.val_samples, temperature=cfg.temperature, seed=seed)["point"]
     return np.array(pt)
 
 
@@ -99,8 +122,10 @@ def train(
     device = next(model.parameters()).device
     K, B, G = len(cfg.objectives), cfg.prompts_per_step, cfg.group_size
     fns = {o: make_reward(o, **cfg.reward_options.get(o, {})) for o in cfg.objectives}
-    weighting = WEIGHTINGS.get(strategy)(cfg.objectives, cfg.weighting)
+    weighting = make_weighting(strategy, cfg.objectives, cfg.weighting)
     grad_params = select_params(model, cfg.grad_layers) if weighting.needs_objective_grads else []
+    chosen = {id(p) for _, p in grad_params}
+    all_params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr, betas=(0.9, 0.99))
     if accelerator is not None:
         model, opt = accelerator.prepare(model, opt)
@@ -119,7 +144,8 @@ def train(
     gen = BACKENDS.get(cfg.generation_backend)
     policy = _unwrap(model, accelerator)
     if start == 0:
-        p0 = validation_point(policy, tok, cfg, fns, val_rows)
+        res.initial_weights = weighting.weights().tolist()
+        p0 = validation_point(policy, tok, cfg, fns, val_rows, step_seed(seed, 0, 2000))
         res.validation.append({"step": 0, "point": p0.tolist(), **weighting.observe_validation(p0, 0)})
     rank = accelerator.process_index if accelerator is not None else 0
     bar = tqdm(range(start, cfg.max_steps), initial=start, total=cfg.max_steps, desc=f"train@{strategy}",
@@ -139,19 +165,21 @@ def train(
         metrics: dict[str, float] = {}
         if weighting.needs_objective_grads:
             gs = []
-            for k in range(K):
-                adv_k = combine_advantages(r3, torch.eye(K, device=device)[k], cfg.estimator).reshape(-1)
+            for k in range(K):  # g_k: objective k's own (normalised) advantages, whatever the aggregation
+                adv_k = combine_advantages(r3, torch.eye(K, device=device)[k], cfg.estimator, std=cfg.std).reshape(-1)
                 loss_k, _ = policy_loss(logp, old, adv_k, cmask, None, None, 0.0)
-                grads = torch.autograd.grad(loss_k, [p for _, p in grad_params], retain_graph=True, allow_unused=True)
-                flat = torch.cat([(gr if gr is not None else torch.zeros_like(p)).reshape(-1)
-                                  for gr, (_, p) in zip(grads, grad_params)])
-                gs.append(flat * min(1.0, 1.0 / (flat.norm().item() + 1e-12)))  # clip(1.0), as the authors do
+                grads = torch.autograd.grad(loss_k, all_params, retain_graph=True, allow_unused=True)
+                grads = [gr if gr is not None else torch.zeros_like(p) for gr, p in zip(grads, all_params)]
+                norm = torch.sqrt(sum(gr.pow(2).sum() for gr in grads)).item()  # over all parameters
+                flat = torch.cat([gr.reshape(-1) for gr, p in zip(grads, all_params) if id(p) in chosen])
+                gs.append(flat * min(1.0, 1.0 / (norm + 1e-12)))  # clip(1.0) on the full norm, then select
             gmat = torch.stack(gs)  # (K, D)
             if accelerator is not None:
                 gmat = accelerator.reduce(gmat, "mean")
             metrics.update(weighting.update_from_grads(gmat, cfg.lr))
         w = torch.tensor(weighting.weights(), dtype=torch.float32, device=device)  # (K,)
-        adv = combine_advantages(r3, w, cfg.estimator).reshape(-1) * weighting.advantage_scale()  # (N,)
+        adv = combine_advantages(r3 * weighting.reward_scale(), w, cfg.estimator, cfg.aggregation,
+                                 cfg.std).reshape(-1) * weighting.advantage_scale()  # (N,)
         loss, stats = policy_loss(logp, old, adv, cmask, cfg.clip_eps, ref, cfg.kl_coef)
         opt.zero_grad(set_to_none=True)
         (accelerator.backward(loss) if accelerator is not None else loss.backward())
@@ -168,7 +196,7 @@ def train(
                         "charts/advantage_scale": float(weighting.advantage_scale()),
                         "rewards/weighted/mean": float((rewards * w.cpu()).sum(-1).mean())})
         if done % cfg.eval_every == 0 or done == cfg.max_steps:
-            pt = validation_point(policy, tok, cfg, fns, val_rows)
+            pt = validation_point(policy, tok, cfg, fns, val_rows, step_seed(seed, done, 2000))
             info = weighting.observe_validation(pt, done)
             res.validation.append({"step": done, "point": pt.tolist(), **info})
             metrics.update({f"eval/{o}": float(v) for o, v in zip(cfg.objectives, pt)})
@@ -186,6 +214,7 @@ def train(
                 "rewards": {o: f.state_dict() for o, f in fns.items() if hasattr(f, "state_dict")}})
             if stop_after is not None and done >= stop_after:
                 raise KilledForTest(f"stopped after step {done}")
+    res.final_weights = weighting.weights().tolist()
     return res
 
 

@@ -11,6 +11,10 @@ Validation points: every coordinate is *maximised* (the trainer reports concisen
 Every strategy keeps the non-dominated validation buffer, so all of them log the same
 ``pareto/hypervolume``; only ``hypervolume`` acts on it.
 
+Strategy names: ``<weighting>[-<preset>]``, e.g. ``fixed-accuracy``, ``fixed-efficiency``,
+``gradient`` (:func:`parse_strategy`); a preset suffix overrides ``train.weighting.preset``, so the
+default DAG trains the paper's three fixed presets beside both dynamic strategies.
+
 - ``fixed``: linear scalarisation r = sum_i w_i r_i with constant w (the paper's baseline).
 - ``hypervolume`` (authors' ``ray_trainer_vanilla.py``): the first validation point p0 is
   the reference and the first buffer entry; afterwards dHV = HV(buffer + p_t) - HV(buffer);
@@ -33,14 +37,28 @@ Every strategy keeps the non-dominated validation buffer, so all of them log the
   the reference in some coordinate, only joint moves add volume and credit is split equally;
   ``ref_margin`` > 0 avoids this for the first point.) No gain
   (dHV = 0): weights unchanged. Weights are floored at ``min_weight`` (then renormalised).
-  (2) dHV is scaled inside tanh by ``hv_scale`` in both modes: our coordinates live in [0, 1],
-  so dHV is ~1e-3 and tanh(dHV) ~ dHV; the authors' length axis is in raw tokens, where dHV is
-  orders of magnitude larger. ``hv_scale: 1`` is the paper's formula.
-  (3) the reference is p0 minus ``ref_margin``: with an objective saturated at p0 (clarity = 1
-  after SFT) no later point strictly dominates p0 and every hypervolume would be 0.
+  ``hv_apply: reward`` is the authors' exact form (rewards x meta), kept as an ablation to show
+  that group normalisation cancels it (tests/rl/test_weighting.py).
+  (2) Calibration: the signal inside tanh is the *relative* gain dHV / HV(buffer)
+  (``hv_relative: true``, default), scaled by ``hv_scale``. The absolute dHV depends on the units
+  of the front (the authors' length axis is in raw tokens, ours in [0, 1], where dHV was ~1e-5 and
+  the meta-reward never left 0.5 + tiny, i.e. the weights did not move); the relative gain is
+  unit-free, so one ``hv_scale`` means the same on any scale. ``hv_relative: false, hv_scale: 1``
+  is the paper's formula.
+  (3) Reference: ``reference: origin`` (default) puts it at 0 in every coordinate, the worst value
+  of each [0, 1] objective, so a point that trades one objective for another still has volume.
+  ``reference: first`` is the authors' (the first validation point, minus ``ref_margin``; 0 =
+  exact): with an objective saturated at p0 no later point strictly dominates p0 and every
+  hypervolume is 0.
 - ``gradient`` (authors' ``ray_trainer_optimization.py``): influence I_i = <g_i, sum_k g_k> of
   the per-objective policy gradients on chosen layers; mirror descent on the simplex,
-  w <- softmax(log w + lr * I / mu), lr = ``grad_lr`` or the policy lr, mu = ``mu``.
+  w <- softmax(log w + step * I). Calibration (``influence: share``, default): the step uses the
+  influence *shares* I_i / ||sum_k g_k||^2, which sum to 1 (sum_i <g_i, G> = <G, G>), so the
+  step follows the measured relative size of the influences and not the raw gradient scale
+  (the authors' step lr / mu = 0.1 on influences of ~3e-3 moved log-weights by ~3e-4 per step
+  on our model: the weights stayed within 0.012 of uniform). step = ``grad_step``. Objectives
+  that contribute equally get equal shares and keep their weights (the symmetric test).
+  ``influence: raw`` is the authors' exact rule: step = (``grad_lr`` or the policy lr) / ``mu``.
 """
 
 from __future__ import annotations
@@ -77,21 +95,30 @@ class WeightingConfig(StrictModel):
     weights: list[float] | None = Field(
         None, description="Explicit initial weights, one per objective in train.objectives order, on the simplex."
     )
-    hv_apply: Literal["objective", "advantage"] = Field(
-        "objective", description="Where the hypervolume meta-reward acts: per-objective weights (objective) or a "
-        "scale of the combined advantages (advantage)."
+    hv_apply: Literal["objective", "advantage", "reward"] = Field(
+        "objective", description="Where the hypervolume meta-reward acts: per-objective weights (objective), a "
+        "scale of the combined advantages (advantage), or the authors' rewards x meta (reward; cancelled by "
+        "group normalisation, kept as an ablation)."
     )
     hv_scale: float = Field(
-        10.0, gt=0, description="Scale of dHV inside tanh: meta = 0.5 + 1.5 tanh(hv_scale * dHV); 1 = the paper."
+        5.0, gt=0, description="Scale inside tanh: meta = 0.5 + 1.5 tanh(hv_scale * gain); 1 with hv_relative "
+        "false = the paper."
     )
-    min_weight: float = Field(0.02, ge=0, lt=0.5, description="Floor of every weight in the hypervolume strategy.")
-    ref_margin: float = Field(
-        0.05, ge=0, description="Reference = first validation point minus this margin (a saturated objective "
-        "at the reference would otherwise make every hypervolume 0)."
+    hv_relative: bool = Field(True, description="gain = dHV / HV(buffer) (unit-free, default) instead of dHV.")
+    min_weight: float = Field(0.05, ge=0, lt=0.5, description="Floor of every weight in the hypervolume strategy.")
+    reference: Literal["origin", "first"] = Field(
+        "origin", description="Hypervolume reference: origin (0 in every objective) or first (the first "
+        "validation point minus ref_margin, the authors' choice with ref_margin 0)."
     )
-    mu: float = Field(1e-3, gt=0, description="Mirror-descent regularisation (authors' regularization_factor); "
-                      "step size = lr / mu.")
-    grad_lr: float | None = Field(None, gt=0, description="Mirror-descent lr; null = the policy lr (as the authors).")
+    ref_margin: float = Field(0.0, ge=0, description="With reference 'first': subtract this from the first point.")
+    influence: Literal["share", "raw"] = Field(
+        "share", description="Gradient strategy: mirror descent on influence shares I_i/||G||^2 with step "
+        "grad_step (default), or on raw influences with step lr/mu (the authors)."
+    )
+    grad_step: float = Field(0.5, gt=0, description="Mirror-descent step on influence shares (influence: share).")
+    mu: float = Field(1e-3, gt=0, description="influence raw: mirror-descent regularisation (authors' "
+                      "regularization_factor); step = lr / mu.")
+    grad_lr: float | None = Field(None, gt=0, description="influence raw: mirror-descent lr; null = the policy lr.")
 
     @field_validator("weights")
     @classmethod
@@ -121,6 +148,27 @@ def initial_weights(objectives: list[str], cfg: WeightingConfig) -> np.ndarray:
         return np.full(K, 1.0 / K)
     raise ValueError(f"train.weighting.preset = {cfg.preset!r} is defined for objectives {PRESET_OBJECTIVES}, "
                      f"not {objectives}. Fix: set train.weighting.weights (one per objective) or preset balanced")
+
+
+def parse_strategy(name: str) -> tuple[str, str | None]:
+    """``"fixed-accuracy"`` -> ("fixed", "accuracy"); ``"gradient"`` -> ("gradient", None).
+
+    Raises a ValueError listing valid names when the weighting or the preset is unknown.
+    """
+    base, _, preset = name.partition("-")
+    if base not in WEIGHTINGS or (preset and preset not in PRESETS):
+        raise ValueError(f"strategy {name!r} is unknown; valid: <weighting>[-<preset>] with weighting in "
+                         f"{', '.join(WEIGHTINGS.names())} and preset in {', '.join(PRESETS)} "
+                         "(e.g. fixed-accuracy, gradient)")
+    return base, preset or None
+
+
+def make_weighting(name: str, objectives: list[str], cfg: WeightingConfig) -> "Weighting":
+    """The strategy ``name`` (:func:`parse_strategy`) with its preset applied to ``cfg``."""
+    base, preset = parse_strategy(name)
+    if preset is not None:
+        cfg = cfg.model_copy(update={"preset": preset, "weights": None})
+    return WEIGHTINGS.get(base)(objectives, cfg)
 
 
 def hv_gain(buffer: list[np.ndarray], point: np.ndarray, ref: np.ndarray) -> float:
@@ -159,11 +207,16 @@ class Weighting:
         self.ref: np.ndarray | None = None  # (K,)
         self.buffer: list[np.ndarray] = []  # non-dominated validation points, each (K,)
         self.meta = 1.0
+        self.hv_before = 0.0  # HV(buffer) before the latest validation point (relative gain)
 
     def weights(self) -> np.ndarray:
         return self.w.copy()
 
     def advantage_scale(self) -> float:
+        return 1.0
+
+    def reward_scale(self) -> float:
+        """Multiplier of every reward before the advantages (the authors' meta-reward; 1.0 unless stated)."""
         return 1.0
 
     def _hv(self, pts: list[np.ndarray]) -> float:
@@ -175,9 +228,12 @@ class Weighting:
         if p.shape != (len(self.objectives),):
             raise ValueError(f"validation point of shape {p.shape} for objectives {self.objectives}")
         if self.ref is None:
-            self.ref, self.buffer = p - self.cfg.ref_margin, [p.copy()]
-            return {"hypervolume": 0.0, "delta_hv": 0.0, "meta": 1.0}
+            self.ref = np.zeros_like(p) if self.cfg.reference == "origin" else p - self.cfg.ref_margin
+            self.buffer = [p.copy()]
+            return {"hypervolume": self._hv(self.buffer), "delta_hv": 0.0, "meta": 1.0}
+        hv_before = self._hv(self.buffer)
         delta = max(hv_gain(self.buffer, p, self.ref), 0.0)
+        self.hv_before = hv_before
         info = self._react(p, delta)  # before the buffer changes: the split compares with it
         if delta > 0:
             pts = np.asarray(self.buffer + [p])
@@ -216,17 +272,26 @@ class HypervolumeGuided(Weighting):
     def advantage_scale(self) -> float:
         return self.meta if self.cfg.hv_apply == "advantage" else 1.0
 
+    def reward_scale(self) -> float:
+        return self.meta if self.cfg.hv_apply == "reward" else 1.0
+
+    def _unit(self) -> float:
+        """Divisor of dHV: HV(buffer) when ``hv_relative`` and positive, else 1 (module docstring)."""
+        hv = self.hv_before
+        return hv if self.cfg.hv_relative and hv > 0 else 1.0
+
     def _react(self, point: np.ndarray, delta: float) -> dict[str, float]:
-        self.meta = 0.5 + 1.5 * float(np.tanh(self.cfg.hv_scale * delta))
+        unit = self._unit()
+        self.meta = 0.5 + 1.5 * float(np.tanh(self.cfg.hv_scale * delta / unit))
         if self.cfg.hv_apply != "objective":
-            return {}
+            return {"gain": float(delta / unit)}
         credit = shapley_split(self.buffer, point, self.ref) if delta > 0 else np.zeros(len(point))  # (K,)
         if delta > 0:
-            meta_i = 0.5 + 1.5 * np.tanh(self.cfg.hv_scale * np.clip(credit, 0.0, None))  # (K,)
+            meta_i = 0.5 + 1.5 * np.tanh(self.cfg.hv_scale * np.clip(credit, 0.0, None) / unit)  # (K,)
             w = self.w * meta_i
             w = np.maximum(w / w.sum(), self.cfg.min_weight)
             self.w = w / w.sum()
-        return {f"credit/{o}": float(c) for o, c in zip(self.objectives, credit)}
+        return {"gain": float(delta / unit), **{f"credit/{o}": float(c / unit) for o, c in zip(self.objectives, credit)}}
 
 
 def influence(grads: torch.Tensor) -> torch.Tensor:
@@ -256,6 +321,15 @@ class GradientBased(Weighting):
         """grads (K, D): flattened per-objective policy gradients; lr: the current policy lr."""
         if grads.ndim != 2 or grads.shape[0] != len(self.objectives):
             raise ValueError(f"grads of shape {tuple(grads.shape)}; expected (K={len(self.objectives)}, D)")
-        infl = influence(grads.double()).detach().cpu().numpy()  # (K,)
-        self.w = mirror_descent(self.w, infl, self.cfg.grad_lr or lr, self.cfg.mu)
-        return {f"influence/{o}": float(v) for o, v in zip(self.objectives, infl)}
+        g = grads.double()
+        infl = influence(g).detach().cpu().numpy()  # (K,)
+        if self.cfg.influence == "share":
+            total = float(g.sum(0).pow(2).sum())  # ||G||^2 = sum_i I_i
+            signal = infl / total if total > 0 else np.zeros_like(infl)
+            self.w = mirror_descent(self.w, signal, self.cfg.grad_step, 1.0)
+        else:
+            signal = infl
+            self.w = mirror_descent(self.w, infl, self.cfg.grad_lr or lr, self.cfg.mu)
+        return {**{f"influence/{o}": float(v) for o, v in zip(self.objectives, infl)},
+                **{f"influence_share/{o}": float(v) for o, v in zip(self.objectives, signal)
+                   if self.cfg.influence == "share"}}

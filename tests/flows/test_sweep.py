@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from flows.sweep import exp_args, summarize
+from flows.sweep import exp_args, summarize, summary_frame
 
 
 def test_exp_args():
@@ -20,10 +20,13 @@ def test_summarize_mean_spread_and_steps():
         "e2": {"fixed": {"hypervolume": 0.3, "steps_to_dominance": None}, "gradient": {"hypervolume": 0.5, "steps_to_dominance": 30}},
     }
     s = summarize(res, {"e1": ("grpo", 0), "e2": ("grpo", 1)})
-    assert s["gradient/grpo"]["hv_mean"] == pytest.approx(0.4) and s["gradient/grpo"]["hv_std"] == pytest.approx(0.1)
+    # sd over seeds is the sample sd: sqrt(((0.3 - 0.4)^2 + (0.5 - 0.4)^2) / 1)
+    assert s["gradient/grpo"]["hv_mean"] == pytest.approx(0.4) and s["gradient/grpo"]["hv_std"] == pytest.approx(0.02 ** 0.5)
     assert s["gradient/grpo"]["steps_to_dominance_mean"] == 25 and s["gradient/grpo"]["reached"] == 2
     assert s["fixed/grpo"]["reached"] == 1 and "sft/grpo" not in s
     assert not math.isnan(s["fixed/grpo"]["steps_to_dominance_mean"])
+    df = summary_frame(res, {"e1": ("grpo", 0), "e2": ("grpo", 1)})
+    assert list(df.strategy) == ["fixed", "gradient"] and {"accuracy_mean", "length_sd", "weight_shift_mean"} <= set(df)
 
 
 @pytest.fixture(scope="module")

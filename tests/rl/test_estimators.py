@@ -18,7 +18,9 @@ from moalign.rl.estimators import (
 
 def test_grpo_hand_values():
     r = torch.tensor([[1.0, 0.0, 0.0, 1.0]])
-    assert torch.allclose(grpo(r), torch.tensor([[1.0, -1.0, -1.0, 1.0]]), atol=1e-5)  # population std 0.5
+    # sample std (default, as TRL and verl): sqrt(sum (r - 0.5)^2 / (G - 1)) = sqrt(1 / 3)
+    assert torch.allclose(grpo(r), torch.tensor([[1.0, -1.0, -1.0, 1.0]]) * 0.5 / (1 / 3) ** 0.5, atol=1e-5)
+    assert torch.allclose(grpo(r, unbiased=False), torch.tensor([[1.0, -1.0, -1.0, 1.0]]), atol=1e-5)  # pop. 0.5
     assert torch.allclose(grpo(torch.ones(2, 3)), torch.zeros(2, 3))  # no spread: no signal
 
 
@@ -28,25 +30,27 @@ def test_rloo_hand_values():
 
 
 def test_reinforce_and_pp_hand_values():
-    r = torch.tensor([[1.0, 0.0], [0.0, 0.0]])  # batch mean 0.25, population std sqrt(3)/4
+    r = torch.tensor([[1.0, 0.0], [0.0, 0.0]])  # batch mean 0.25, population std sqrt(3)/4, sample 1/2
     assert torch.allclose(reinforce(r), r - 0.25)
-    s = 3**0.5 / 4
-    assert torch.allclose(reinforce_pp(r), (r - 0.25) / s, atol=1e-5)
+    assert torch.allclose(reinforce_pp(r, unbiased=False), (r - 0.25) / (3**0.5 / 4), atol=1e-5)
+    assert torch.allclose(reinforce_pp(r), (r - 0.25) / 0.5, atol=1e-5)
 
 
+@pytest.mark.parametrize("std", ["sample", "population"])
 @pytest.mark.parametrize("name", ["grpo", "rloo", "reinforce", "reinforce_pp"])
-def test_vectorised_equals_loop(name):
+def test_vectorised_equals_loop(name, std):
     torch.manual_seed(0)
     B, G = 4, 5
     r = torch.rand(B, G)
     flat = r.flatten().tolist()
     mu_all = sum(flat) / len(flat)
-    sd_all = (sum((x - mu_all) ** 2 for x in flat) / len(flat)) ** 0.5
+    dof = 1 if std == "sample" else 0  # Bessel's correction, computed here independently of torch.std
+    sd_all = (sum((x - mu_all) ** 2 for x in flat) / (len(flat) - dof)) ** 0.5
     exp = torch.zeros_like(r)
     for b in range(B):
         row = r[b].tolist()
         mu = sum(row) / G
-        sd = (sum((x - mu) ** 2 for x in row) / G) ** 0.5
+        sd = (sum((x - mu) ** 2 for x in row) / (G - dof)) ** 0.5
         for g in range(G):
             if name == "grpo":
                 exp[b, g] = (row[g] - mu) / (sd + 1e-6)
@@ -56,7 +60,24 @@ def test_vectorised_equals_loop(name):
                 exp[b, g] = row[g] - mu_all
             else:
                 exp[b, g] = (row[g] - mu_all) / (sd_all + 1e-6)
-    assert torch.allclose(ESTIMATORS.get(name)(r), exp, atol=1e-5)
+    assert torch.allclose(ESTIMATORS.get(name)(r, unbiased=std == "sample"), exp, atol=1e-5)
+    w = torch.tensor([1.0])
+    assert torch.allclose(combine_advantages(r[..., None], w, name, std=std), exp, atol=1e-5)
+
+
+def test_sum_then_normalize_by_hand():
+    """The authors' order: the estimator sees the scalarised reward sum_k w_k r_k."""
+    r = torch.tensor([[[1.0, 0.0], [0.0, 0.0], [0.0, 1.0], [1.0, 1.0]]])  # (1, 4, 2)
+    w = torch.tensor([0.75, 0.25])
+    s = torch.tensor([[0.75, 0.0, 0.25, 1.0]])  # scalarised, mean 0.5
+    sd = (((s - 0.5) ** 2).sum() / 3) ** 0.5
+    assert torch.allclose(combine_advantages(r, w, "grpo", "sum_then_normalize"), (s - 0.5) / sd, atol=1e-5)
+    per = combine_advantages(r, w, "grpo", "normalize_then_sum")
+    assert not torch.allclose(per, (s - 0.5) / sd, atol=1e-3)  # the two orders differ here
+    assert torch.allclose(combine_advantages(r, w, "reinforce", "sum_then_normalize"),
+                          combine_advantages(r, w, "reinforce", "normalize_then_sum"), atol=1e-6)  # no std: equal
+    with pytest.raises(ValueError, match="aggregation"):
+        combine_advantages(r, w, "grpo", "mean")
 
 
 @pytest.mark.parametrize("name", ["grpo", "rloo", "reinforce", "reinforce_pp"])

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from moalign.rl.config import TrainConfig
-from moalign.rl.trainer import KilledForTest, select_params, train
+from moalign.rl.rewards import REWARDS
+from moalign.rl.trainer import KilledForTest, middle_layers_pattern, select_params, train
 from tests.test_core_sft import tiny
 
 
@@ -52,12 +53,37 @@ def test_resume_after_kill_matches_uninterrupted(setup, tmp_path, strategy):
     assert [v["point"] for v in resumed.validation] == [v["point"] for v in full.validation]
 
 
+def _frac(chars):
+    class Frac:  # test objective: share of ``chars`` in the completion (varies even for an untrained policy)
+        def __call__(self, completions, **_):
+            return [sum(c in chars for c in t) / max(len(t), 1) for t in completions]
+    return Frac
+
+
+for _name, _chars in (("t_digits", "0123456789"), ("t_space", " \n")):
+    if _name not in REWARDS:
+        REWARDS.register(_name)(_frac(_chars))
+
+
 def test_gradient_strategy_moves_weights(setup):
     rows, tok, model = setup
-    res = train(cfg(max_steps=2, temperature=1.5), "gradient", copy.deepcopy(model), tok, rows["train"],
-                rows["val"], seed=1)
-    assert res.weights[0] != res.weights[-1] or res.history[-1].get("influence/accuracy") is not None
+    objs = ["t_digits", "t_space"]
+    res = train(cfg(max_steps=2, temperature=1.5, objectives=objs, group_size=4), "gradient", copy.deepcopy(model),
+                tok, rows["train"], rows["val"], seed=1)
+    assert res.initial_weights == pytest.approx([0.5, 0.5])
+    assert max(abs(a - b) for a, b in zip(res.final_weights, res.initial_weights)) > 1e-4  # the weights moved
+    shares = [res.history[-1][f"influence_share/{o}"] for o in objs]
+    assert sum(shares) == pytest.approx(1.0, abs=1e-6)  # shares of ||G||^2
     assert abs(sum(res.weights[-1]) - 1) < 1e-6
+
+
+def test_middle_layers_and_full_norm_clipping(setup):
+    _, _, model = setup
+    n = model.config.num_hidden_layers
+    chosen = {name for name, _ in select_params(model, ["middle"])}
+    lo, hi = round(10 / 36 * n), max(round(10 / 36 * n) + 1, round(26 / 36 * n))
+    assert chosen and all(any(f"layers.{i}." in c for i in range(lo, hi)) for c in chosen)
+    assert middle_layers_pattern(36) == r"layers\.(" + "|".join(map(str, range(10, 26))) + r")\."  # authors' 10-25
 
 
 def test_layer_selection_matching_nothing(setup):

@@ -7,7 +7,8 @@ import torch
 from moalign.pareto import hypervolume
 from moalign.rl.config import TrainConfig
 from moalign.rl.estimators import combine_advantages, policy_loss
-from moalign.rl.weighting import WEIGHTINGS, WeightingConfig, influence, mirror_descent, shapley_split
+from moalign.rl.weighting import (WEIGHTINGS, WeightingConfig, influence, make_weighting, mirror_descent,
+                                  parse_strategy, shapley_split)
 from moalign.schema import ParamsError, validate_section
 
 OBJ = ["accuracy", "conciseness", "clarity"]
@@ -30,7 +31,8 @@ def test_presets_and_interface():
 
 
 def test_hypervolume_delta_by_hand_and_buffer_grows_only_with_gain():
-    h = make("hypervolume", ["a", "b"], weights=[0.5, 0.5], hv_apply="advantage", ref_margin=0.0, hv_scale=1.0)
+    h = make("hypervolume", ["a", "b"], weights=[0.5, 0.5], hv_apply="advantage", reference="first",
+             hv_relative=False, hv_scale=1.0)
     assert h.observe_validation(np.array([0.0, 0.0]), 0)["delta_hv"] == 0.0  # p0: reference and first entry
     info = h.observe_validation(np.array([0.5, 0.2]), 1)
     assert info["delta_hv"] == pytest.approx(0.1) and info["hypervolume"] == pytest.approx(0.1)
@@ -59,7 +61,7 @@ def test_shapley_split_by_hand():
 
 
 def test_objective_mode_weights_by_hand_and_favour_the_improving_objective():
-    h = make("hypervolume", ["a", "b"], weights=[0.5, 0.5], ref_margin=0.0, hv_scale=10.0)
+    h = make("hypervolume", ["a", "b"], weights=[0.5, 0.5], hv_relative=False, hv_scale=10.0)
     h.observe_validation(np.array([0.0, 0.0]), 0)
     h.observe_validation(np.array([0.4, 0.4]), 1)
     w0 = h.weights()
@@ -67,7 +69,7 @@ def test_objective_mode_weights_by_hand_and_favour_the_improving_objective():
     info = h.observe_validation(np.array([0.6, 0.5]), 2)
     m = 0.5 + 1.5 * np.tanh(10 * np.array([0.09, 0.05]))
     assert np.allclose(h.weights(), m / m.sum()) and info["credit/a"] == pytest.approx(0.09)
-    h3 = make("hypervolume", ref_margin=0.0)
+    h3 = make("hypervolume")
     h3.observe_validation(np.array([0.2, 0.2, 0.2]), 0)
     h3.observe_validation(np.array([0.3, 0.3, 0.3]), 5)
     w0 = h3.weights()
@@ -76,6 +78,71 @@ def test_objective_mode_weights_by_hand_and_favour_the_improving_objective():
     assert w1[1] > w0[1] and w1[0] < w0[0] and w1[2] < w0[2] and w1.sum() == pytest.approx(1)
     h3.observe_validation(np.array([0.25, 0.5, 0.25]), 15)  # no gain: weights unchanged
     assert np.array_equal(h3.weights(), w1)
+
+
+def test_relative_gain_by_hand_and_scale_free():
+    """gain = dHV / HV(buffer): the same move on a front 10x smaller in every unit moves the weights alike."""
+    moves = []
+    for unit in (1.0, 0.1):
+        h = make("hypervolume", ["a", "b"], weights=[0.5, 0.5], hv_scale=5.0)
+        h.observe_validation(np.array([0.5, 0.5]) * unit, 0)  # HV(buffer) = 0.25 unit^2
+        info = h.observe_validation(np.array([0.55, 0.5]) * unit, 1)  # dHV = 0.025 unit^2: +10%
+        assert info["gain"] == pytest.approx(0.1) and info["credit/a"] == pytest.approx(0.1)
+        assert info["credit/b"] == pytest.approx(0.0, abs=1e-12)
+        m = 0.5 + 1.5 * np.tanh(5.0 * np.array([0.1, 0.0]))
+        assert np.allclose(h.weights(), m / m.sum())
+        moves.append(h.weights())
+    assert np.allclose(moves[0], moves[1])
+    ab = make("hypervolume", ["a", "b"], weights=[0.5, 0.5], hv_scale=5.0, hv_relative=False)
+    ab.observe_validation(np.array([0.05, 0.05]), 0)
+    ab.observe_validation(np.array([0.055, 0.05]), 1)
+    assert abs(ab.weights()[0] - 0.5) < 0.01 < abs(moves[1][0] - 0.5)  # absolute dHV: blind at small scale
+
+
+def test_symmetric_objectives_keep_uniform_weights():
+    """The weights move because the signal says so, not because the step is large."""
+    h = make("hypervolume")
+    h.observe_validation(np.full(3, 0.3), 0)
+    for t, v in enumerate([0.35, 0.4, 0.38, 0.45], 1):  # every objective improves alike (or not at all)
+        h.observe_validation(np.full(3, v), t)
+        assert np.allclose(h.weights(), 1 / 3)
+    g = make("gradient", grad_step=0.5)
+    rng = np.random.default_rng(0)
+    for _ in range(200):  # exchangeable objectives: same-size gradients in random directions
+        g.update_from_grads(torch.tensor(rng.normal(size=(3, 4096))), lr=1e-4)
+    assert np.abs(g.weights() - 1 / 3).max() < 0.05
+    g2 = make("gradient", grad_step=0.5)
+    base = torch.tensor(rng.normal(size=(1, 4096)))
+    for _ in range(50):  # objective 0 aligned with the others' common direction: its share is larger
+        noise = torch.tensor(rng.normal(size=(3, 4096)))
+        g2.update_from_grads(torch.cat([2 * base, base, base]) + 0.1 * noise, lr=1e-4)
+    assert g2.weights()[0] > 0.5
+
+
+def test_no_gain_leaves_weights_unchanged():
+    h = make("hypervolume")
+    h.observe_validation(np.array([0.5, 0.4, 0.6]), 0)
+    w0 = h.weights()
+    for t, p in enumerate([[0.5, 0.4, 0.6], [0.4, 0.3, 0.5], [0.5, 0.35, 0.6]], 1):  # none adds volume
+        assert h.observe_validation(np.array(p), t)["delta_hv"] == 0.0
+        assert np.array_equal(h.weights(), w0)
+
+
+def test_authors_reward_meta_cancels_under_grpo_not_under_reinforce():
+    """hv_apply: reward (rewards x meta): group normalisation cancels it; plain REINFORCE does not."""
+    torch.manual_seed(0)
+    r = torch.rand(2, 4, 3)  # (B, G, K)
+    w = torch.tensor([1 / 3] * 3)
+    h = make("hypervolume", hv_apply="reward")
+    h.observe_validation(np.full(3, 0.2), 0)
+    h.observe_validation(np.array([0.3, 0.25, 0.2]), 1)
+    m = h.reward_scale()
+    assert m != 1.0 and np.allclose(h.weights(), 1 / 3) and h.advantage_scale() == 1.0
+    for agg in ("normalize_then_sum", "sum_then_normalize"):
+        assert torch.allclose(combine_advantages(r * m, w, "grpo", agg), combine_advantages(r, w, "grpo", agg),
+                              atol=1e-4)
+    assert not torch.allclose(combine_advantages(r * m, w, "reinforce"), combine_advantages(r, w, "reinforce"),
+                              atol=1e-3)
 
 
 def test_hypervolume_signal_changes_the_gradient():
@@ -92,15 +159,16 @@ def test_hypervolume_signal_changes_the_gradient():
     adv_plain = combine_advantages(r, w, "grpo").reshape(-1)
     assert torch.allclose(adv_plain, combine_advantages(r * 1.7, w, "grpo").reshape(-1), atol=1e-5)
     g1 = grad(adv_plain)
-    h = make("hypervolume", hv_apply="advantage")
+    h = make("hypervolume", hv_apply="advantage", reference="first", ref_margin=0.05, hv_relative=False,
+             hv_scale=10.0)
     h.observe_validation(np.zeros(3) + 0.1, 0)
     h.observe_validation(np.zeros(3) + 0.9, 1)
     assert h.advantage_scale() > 1.5 and np.allclose(h.weights(), 1 / 3)  # advantage mode: weights untouched
     assert torch.allclose(grad(adv_plain * h.advantage_scale()), g1 * h.advantage_scale())
     assert not torch.allclose(grad(adv_plain * h.advantage_scale()), g1)
-    ho = make("hypervolume")  # reference = p0 - 0.05
-    ho.observe_validation(np.array([0.1, 0.1, 0.1]), 0)
-    ho.observe_validation(np.array([0.2, 0.9, 0.2]), 1)  # conciseness did most of the gain
+    ho = make("hypervolume")  # reference = origin, relative gain
+    ho.observe_validation(np.array([0.5, 0.5, 0.5]), 0)
+    ho.observe_validation(np.array([0.51, 0.56, 0.51]), 1)  # conciseness did most of the gain
     wo = ho.weights()
     assert ho.advantage_scale() == 1.0 and wo[1] > 1 / 3 > wo[0] and wo[0] == pytest.approx(wo[2])
     g3 = grad(combine_advantages(r, torch.tensor(ho.weights(), dtype=torch.float32), "grpo").reshape(-1))
@@ -111,12 +179,16 @@ def test_hypervolume_signal_changes_the_gradient():
 
 def test_reference_margin_keeps_saturated_objective_from_zeroing_hv():
     p0 = np.array([0.7, 0.5, 1.0])  # clarity saturated at the start
-    strict = make("fixed", ref_margin=0.0)
+    strict = make("fixed", reference="first", ref_margin=0.0)  # the authors' reference
     strict.observe_validation(p0, 0)
     assert strict.observe_validation(np.array([0.8, 0.6, 1.0]), 5)["hypervolume"] == 0.0
-    h = make("fixed", ref_margin=0.05)
+    h = make("fixed", reference="first", ref_margin=0.05)
     h.observe_validation(p0, 0)
     assert h.observe_validation(np.array([0.8, 0.6, 1.0]), 5)["hypervolume"] == pytest.approx(0.15 * 0.15 * 0.05)
+    o = make("fixed")  # origin: a point that trades accuracy for conciseness keeps its volume
+    o.observe_validation(p0, 0)
+    hv = o.observe_validation(np.array([0.6, 0.7, 1.0]), 5)["hypervolume"]
+    assert hv == pytest.approx(0.7 * 0.5 + 0.6 * 0.7 - 0.6 * 0.5)  # both points' boxes, minus the overlap
 
 
 def test_mirror_descent_by_hand():
@@ -124,11 +196,16 @@ def test_mirror_descent_by_hand():
     assert np.allclose(w, np.exp([1.0, -1.0]) / np.exp([1.0, -1.0]).sum())
     g = torch.tensor([[1.0, 0.0], [0.0, 2.0]])  # I = [<g1, g1+g2>, <g2, g1+g2>] = [1, 4]
     assert influence(g).tolist() == [1.0, 4.0]
-    gw = make("gradient", ["a", "b"], weights=[0.25, 0.75], mu=0.1)
+    gw = make("gradient", ["a", "b"], weights=[0.25, 0.75], mu=0.1, influence="raw")
     info = gw.update_from_grads(g, lr=0.01)  # step lr / mu = 0.1
     e = np.array([0.25 * np.exp(0.1), 0.75 * np.exp(0.4)])
     assert np.allclose(gw.weights(), e / e.sum()) and info == {"influence/a": 1.0, "influence/b": 4.0}
-    gl = make("gradient", ["a", "b"], weights=[0.25, 0.75], mu=0.1, grad_lr=0.02)
+    gs = make("gradient", ["a", "b"], weights=[0.25, 0.75], grad_step=0.5)  # shares I / ||G||^2 = [1, 4] / 5
+    info = gs.update_from_grads(g * 1000.0, lr=0.01)  # scale-free: the gradients' size does not matter
+    e = np.array([0.25 * np.exp(0.5 * 0.2), 0.75 * np.exp(0.5 * 0.8)])
+    assert np.allclose(gs.weights(), e / e.sum())
+    assert info["influence_share/a"] == pytest.approx(0.2) and info["influence_share/b"] == pytest.approx(0.8)
+    gl = make("gradient", ["a", "b"], weights=[0.25, 0.75], mu=0.1, grad_lr=0.02, influence="raw")
     gl.update_from_grads(g, lr=123.0)  # grad_lr overrides the policy lr
     e = np.array([0.25 * np.exp(0.2), 0.75 * np.exp(0.8)])
     assert np.allclose(gl.weights(), e / e.sum())
@@ -143,8 +220,8 @@ def test_weights_stay_on_the_simplex():
         assert (w > 0).all() and w.sum() == pytest.approx(1)
     w = mirror_descent(np.array([0.5, 0.5]), np.array([1e9, -1e9]), lr=1.0, mu=1e-3)
     assert (w > 0).all() and w.sum() == pytest.approx(1)  # clamped log: strictly positive
-    h = make("hypervolume", ref_margin=0.0)
-    h.observe_validation(np.zeros(3), 0)
+    h = make("hypervolume", min_weight=0.02)
+    h.observe_validation(np.full(3, 0.05), 0)
     for t in range(1, 30):
         h.observe_validation(rng.uniform(0, 1, 3), t)
         assert (h.weights() >= 0.02 - 1e-9).all() and h.weights().sum() == pytest.approx(1)
@@ -178,7 +255,11 @@ def test_bad_inputs():
     assert "train.weighting.weights" in msg and "sum to 1" in msg and "Fix" in msg
     assert "train.weighting.bogus" in _err({"weighting": {"bogus": 1}})
     assert "valid names" in _err({"estimator": "ppo"})
-    assert "valid names" in _err({"strategies": ["fixed", "pareto"]})
+    assert "fixed-accuracy" in _err({"strategies": ["fixed", "pareto"]})
+    assert "preset in accuracy" in _err({"strategies": ["fixed-greedy"]})
+    assert "repeats" in _err({"strategies": ["fixed-accuracy", "fixed-accuracy"]})
+    assert parse_strategy("fixed-efficiency") == ("fixed", "efficiency") and parse_strategy("gradient") == ("gradient", None)
+    assert make_weighting("fixed-accuracy", OBJ, WeightingConfig()).weights().tolist() == [0.5, 0.25, 0.25]
     assert "valid names" in _err({"objectives": ["accuracy", "helpfulness"]})
     assert "train.group_size" in _err({"group_size": 1, "estimator": "grpo"})
     assert "train.group_size" in _err({"group_size": 1, "estimator": "rloo"})

@@ -60,8 +60,19 @@ def test_evaluate_smoke(repo):
     m = evaluate.run(load_params())
     for s in ("sft", "fixed", "hypervolume", "gradient"):
         assert "hypervolume" in m[s] and "length" in m[s]
-    margin = load_params().evaluate.ref_margin
-    assert m["reference"] == pytest.approx([m["sft"][o] - margin for o in m["objectives"]])
+    assert m["reference"] == [0.0] * len(m["objectives"])  # origin (default)
+    for s in ("sft", "fixed", "hypervolume", "gradient"):
+        lo, hi = m[s]["hypervolume_ci"]
+        assert lo <= hi and {"weight_shift", "on_front", "accuracy_se", "greedy_accuracy"} <= set(m[s])
+        assert m[s]["on_front"] == (s in m["non_dominated"])
+    for s in ("fixed", "hypervolume", "gradient"):  # max_k |w_final - w_initial| from the run's own record
+        h = json.loads(Path(f"models/train/{s}/history.json").read_text())
+        exp = max(abs(a - b) for a, b in zip(h["final_weights"], h["initial_weights"]))
+        assert m[s]["weight_shift"] == pytest.approx(exp)
+    assert m["fixed"]["weight_shift"] == 0.0
+    assert m["baseline"] == "fixed"  # best_fixed: the only fixed strategy here
+    table = Path("plots/evaluate/policies.csv").read_text().splitlines()
+    assert table[0].startswith("policy,") and len(table) == 5  # header + sft + 3 strategies
     for f in ("pareto.png", "hypervolume.csv", "weights.csv", "points.csv"):
         assert Path("plots/evaluate", f).exists()
     mlflow.set_tracking_uri(load_params().base.tracking.uri)

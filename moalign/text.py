@@ -13,8 +13,8 @@ lines OR >= 2 ordinal words, each test on its own. Departures, and why:
 - enumerators are counted only at the start of a line (``1.``, ``2)``, ``-``, ``*``, ``•``);
   the authors' pattern also matches any ``5.`` or ``a)`` after a space, so a sentence such
   as "the total is 5." counted as a step there;
-- "finally" is an ordinal word here as well (the authors' list is first..tenth, next, then),
-  since our worked solutions end with it.
+- "finally" is an ordinal word here as well (the authors' list is first..tenth, next, then):
+  it marks a step in the same way, and this module counted it before the fix.
 """
 
 from __future__ import annotations

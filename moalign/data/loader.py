@@ -6,10 +6,11 @@ The same loader serves hub names on a networked box and local files in the tests
 Answers (``prepare.dataset.answer_format``): ``gsm8k`` cells are ``"<worked solution> ####
 <answer>"``, ``boxed`` cells (MATH-style) carry the answer in the last ``\\boxed{...}``,
 ``plain`` cells are the answer itself; ``auto`` picks per row. The gsm8k rule follows the
-GSM8K release (answer after ``####``, thousands commas removed); we also strip the ``<<48/2=24>>`` calculator notes from the worked part,
-which becomes the SFT solution, since the policy should not learn to emit them. Departure:
-a plain answer is kept as written; the previous loader fell back to the cell's last number,
-which silently turned "about 5 to 7" into "7".
+GSM8K release (answer after ``####``, thousands commas removed); we also strip the
+``<<48/2=24>>`` calculator notes from the worked part, which becomes the SFT solution,
+since the policy should not learn to emit them. Departure from the previous loader: a plain
+answer is kept as written (it fell back to the cell's last number, which silently turned
+"about 5 to 7" into "7"); a cell without its format's marker is an error naming the row.
 """
 
 from __future__ import annotations

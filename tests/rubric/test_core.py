@@ -28,7 +28,7 @@ def test_aggregate_veto_weights_zero_dropped():
 
 @pytest.mark.parametrize("ab, ba, want", [
     (1.0, -0.5, "A"), (-1.0, 2.0, "B"),  # both orders agree
-    (1.0, 0.0, "A"), (0.0, 1.0, "B"),  # OpenRS: the first-slot preference counts, the other order only must not contradict
+    (1.0, 0.0, "A"), (0.0, 1.0, "B"),  # OpenRS: a first-slot preference wins unless the other order contradicts it
     (0.0, -1.0, "tie"), (-1.0, 0.0, "tie"),  # a preference only from the second slot is not enough
     (1.0, 1.0, "tie"), (-1.0, -1.0, "tie"), (0.0, 0.0, "tie"),  # position bias / no preference
 ])

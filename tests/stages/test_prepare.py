@@ -125,7 +125,8 @@ def test_answer_format_boxed(tiny_repo, tmp_path):
 
 
 def test_answer_format_plain(tiny_repo, tmp_path):
-    rows = _prepare_rows(tmp_path, ["about 5 to 7 #### x" if i == 0 else f"  {i},5 apples " for i in range(12)], "plain")
+    cells = ["about 5 to 7 #### x" if i == 0 else f"  {i},5 apples " for i in range(12)]
+    rows = _prepare_rows(tmp_path, cells, "plain")
     assert rows["Q0?"]["answer"] == "about 5 to 7 #### x" and rows["Q0?"]["solution"] == ""
     assert rows["Q4?"]["answer"] == "4,5 apples"  # as is (stripped), no number fishing
 

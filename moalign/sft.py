@@ -3,8 +3,8 @@
 The batch sampler follows the balance plan (phases and loss weights); the loss is the
 token-mean cross-entropy of each completion, multiplied by its domain's loss weight
 (1 except for scalarization), averaged over the batch. Evaluation reports per-domain
-validation loss and exact-match accuracy of greedy answers (graded with the same
-``extract_answer`` the RL accuracy reward uses).
+validation loss and accuracy of greedy answers, graded by :func:`moalign.grading.grade`
+(the grader of the RL accuracy reward and of evaluation).
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ from tqdm.auto import tqdm
 from moalign import checkpoint
 
 from moalign.generation import BACKENDS
+from moalign.grading import grade
 from moalign.schema import StrictModel
-from moalign.text import extract_answer, format_completion, format_prompt, normalize_number
+from moalign.text import format_completion, format_prompt
 
 
 class LoraConfig(StrictModel):
@@ -114,7 +115,7 @@ def evaluate_policy(model, tok, rows: list[dict], max_new_tokens: int, batch_siz
     gens = BACKENDS.get("hf")(model, tok, [format_prompt(r["question"]) for r in rows], max_new_tokens, False)
     by = defaultdict(lambda: defaultdict(list))
     for r, loss, text, n in zip(rows, losses, gens.texts, gens.lengths):
-        ok = normalize_number(extract_answer(text)) == normalize_number(r["answer"])
+        ok = grade(text, r["answer"])
         for d in (r["domain"], "all"):
             by[d]["loss"].append(loss)
             by[d]["accuracy"].append(float(ok))

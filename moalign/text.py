@@ -3,8 +3,18 @@
 A prompt is ``"Question: {question}\\nSolution:"``; a completion is a worked solution
 whose lines are numbered steps (``"1. ..."``) and whose last line carries the final
 answer as ``\\boxed{...}`` (the marker the dynamic-reward-weighting paper grades).
-Reward functions, the rubric judge and evaluation all parse answers with
-:func:`extract_answer`, so reward and evaluation share one grader.
+Answers are parsed and graded in :mod:`moalign.grading` (one grader for reward, rubric,
+SFT validation and evaluation); this module only renders text and counts steps.
+
+Step counting follows the authors' format reward (``math_format.py`` of the
+dynamic-reward-weighting code): a response is step-by-step when it has >= 2 enumerated
+lines OR >= 2 ordinal words, each test on its own. Departures, and why:
+
+- enumerators are counted only at the start of a line (``1.``, ``2)``, ``-``, ``*``, ``•``);
+  the authors' pattern also matches any ``5.`` or ``a)`` after a space, so a sentence such
+  as "the total is 5." counted as a step there;
+- "finally" is an ordinal word here as well (the authors' list is first..tenth, next, then):
+  it marks a step in the same way, and this module counted it before the fix.
 """
 
 from __future__ import annotations
@@ -12,10 +22,9 @@ from __future__ import annotations
 import re
 
 PROMPT_TEMPLATE = "Question: {question}\nSolution:"
-BOXED_RE = re.compile(r"\\boxed\{([^{}]*)\}")
 STEP_RE = re.compile(r"(?m)^\s*(?:\d+[.)]|[-*•])\s+\S")
-WORD_STEP_RE = re.compile(r"(?i)\b(first|second|third|next|then|finally)\b")
-NUMBER_RE = re.compile(r"-?\d+(?:\.\d+)?")
+WORD_STEP_RE = re.compile(
+    r"(?i)\b(first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|next|then|finally)\b")
 
 
 def format_prompt(question: str) -> str:
@@ -29,25 +38,20 @@ def format_completion(solution: str, answer: str) -> str:
     return (" " + body + "\n" if body else " ") + f"Answer: \\boxed{{{answer.strip()}}}"
 
 
-def extract_answer(text: str) -> str | None:
-    """The content of the last non-empty ``\\boxed{...}``, stripped; None when absent."""
-    found = [m.strip() for m in BOXED_RE.findall(text) if m.strip()]
-    return found[-1] if found else None
+def enumerated_lines(text: str) -> int:
+    """Lines that start with an enumerator (``1.``, ``2)``) or a bullet (``-``, ``*``, ``•``)."""
+    return len(STEP_RE.findall(text))
+
+
+def ordinal_words(text: str) -> int:
+    """Occurrences of ordinal / sequencing words (first, second, ..., next, then, finally)."""
+    return len(WORD_STEP_RE.findall(text))
 
 
 def count_steps(text: str) -> int:
-    """Number of step markers: enumerated/bulleted lines, else ordinal words."""
-    n = len(STEP_RE.findall(text))
-    return n if n else len(WORD_STEP_RE.findall(text))
+    """Step markers: the larger of :func:`enumerated_lines` and :func:`ordinal_words`.
 
-
-def normalize_number(s: str | None) -> str | None:
-    """Canonical string of a numeric answer (``"007" -> "7"``, ``"3.50" -> "3.5"``)."""
-    if s is None:
-        return None
-    s = s.replace(",", "").replace(" ", "").strip()
-    try:
-        v = float(s)
-    except ValueError:
-        return s
-    return str(int(v)) if v == int(v) else repr(v)
+    So ``count_steps(t) >= k`` holds exactly when either count alone reaches ``k`` (the
+    authors' "enumerated >= 2 OR ordinals >= 2"); the two kinds are never added up.
+    """
+    return max(enumerated_lines(text), ordinal_words(text))

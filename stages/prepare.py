@@ -33,7 +33,8 @@ def build_rows(cfg: PrepareConfig, seed: int) -> dict[str, list[dict[str, str]]]
         g = cfg.generator
         return arith.generate(g.sizes, g.eval_rows, g.max_digits, g.op_weights, seed, g.styles)
     d = cfg.dataset
-    rows = load_rows(d.name_or_path, d.columns.model_dump(), d.config, d.train_split, d.default_domain)
+    rows = load_rows(d.name_or_path, d.columns.model_dump(), d.config, d.train_split, d.default_domain,
+                     d.answer_format)
     uniq = list({r["question"]: r for r in rows}.values())  # disjoint splits: no question twice
     random.Random(seed).shuffle(uniq)
     if d.max_rows:

@@ -7,7 +7,8 @@ from moalign.data.arith import corpus, generate, solve
 from moalign.generation import hf_generate, position_ids, token_logprobs
 from moalign.modeling import tiny_config, train_tokenizer
 from moalign.sft import collate, encode_rows, evaluate_policy, per_sequence_loss, weighted_loss
-from moalign.text import extract_answer, format_completion
+from moalign.grading import extract_answer
+from moalign.text import format_completion
 
 
 def tiny():

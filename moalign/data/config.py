@@ -63,7 +63,7 @@ class ColumnsConfig(StrictModel):
     """Which dataset columns hold our fields."""
 
     question: str = Field("question", description="Column with the question/prompt text.")
-    answer: str = Field("answer", description="Column with the reference answer (GSM8K '#### N' is parsed).")
+    answer: str = Field("answer", description="Column with the reference answer (read per dataset.answer_format).")
     domain: str | None = Field(None, description="Column with the domain; None puts every row in `default_domain`.")
     solution: str | None = Field(None, description="Column with a worked solution for SFT (optional).")
 
@@ -76,6 +76,10 @@ class DatasetConfig(StrictModel):
     train_split: str = Field("train", description="Split to read rows from (val/test are carved out of it).")
     columns: ColumnsConfig = Field(default_factory=ColumnsConfig)
     default_domain: str = Field("default", description="Domain for rows when columns.domain is None.")
+    answer_format: Literal["auto", "plain", "gsm8k", "boxed"] = Field(
+        "auto", description="How to read the answer column: gsm8k ('<work> #### N': N, commas dropped; the work, "
+        "calculator notes stripped, is the SFT solution), boxed (last \\boxed{...}; the text is the solution), "
+        "plain (the cell as is), auto (gsm8k if '####' occurs, else boxed if '\\boxed{' does, else plain).")
     val_fraction: float = Field(0.1, gt=0, lt=0.5, description="Share of rows held out for val.")
     test_fraction: float = Field(0.1, gt=0, lt=0.5, description="Share of rows held out for test.")
     max_rows: int | None = Field(None, ge=3, description="Keep at most this many rows (after shuffling).")

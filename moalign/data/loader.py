@@ -2,17 +2,30 @@
 
 The same loader serves hub names on a networked box and local files in the tests:
 ``datasets.load_dataset`` receives either the name or the file-format builder.
+
+Answers (``prepare.dataset.answer_format``): ``gsm8k`` cells are ``"<worked solution> ####
+<answer>"``, ``boxed`` cells (MATH-style) carry the answer in the last ``\\boxed{...}``,
+``plain`` cells are the answer itself; ``auto`` picks per row. The gsm8k rule follows the
+GSM8K release (answer after ``####``, thousands commas removed); we also strip the
+``<<48/2=24>>`` calculator notes from the worked part, which becomes the SFT solution,
+since the policy should not learn to emit them. Departure from the previous loader: a plain
+answer is kept as written (it fell back to the cell's last number, which silently turned
+"about 5 to 7" into "7"); a cell without its format's marker is an error naming the row.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import datasets
 
-from moalign.text import NUMBER_RE, extract_answer
+from moalign.grading import extract_answer
 
+AnswerFormat = Literal["auto", "plain", "gsm8k", "boxed"]
+ANSWER_FORMATS: tuple[str, ...] = ("auto", "plain", "gsm8k", "boxed")
+CALC_RE = re.compile(r"<<[^<>]*>>")
 _FORMATS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet"}
 
 
@@ -39,16 +52,34 @@ def _load_any(name_or_path: str, config: str | None, split: str) -> datasets.Dat
     return datasets.load_dataset(name_or_path, config, split=split)
 
 
-def _final_answer(text: str) -> str:
-    """Reference answer from a free-form answer column (GSM8K's '#### 42', a boxed answer, a number)."""
-    text = str(text)
-    if "####" in text:
-        return text.split("####")[-1].strip().replace(",", "")
-    boxed = extract_answer(text)
-    if boxed is not None:
-        return boxed
-    nums = NUMBER_RE.findall(text.replace(",", ""))
-    return nums[-1] if nums else text.strip()
+def parse_answer(raw: str, fmt: AnswerFormat = "auto") -> tuple[str, str]:
+    """(reference answer, worked solution) from one answer cell in format ``fmt``.
+
+    gsm8k: the answer follows the last ``####`` (commas dropped), the solution is the text
+    before it without the ``<<a*b=c>>`` calculator notes; boxed: the answer is the last
+    ``\\boxed{...}`` (nested braces kept), the solution the whole cell; plain: the cell is the
+    answer and there is no solution; auto: gsm8k if ``####`` occurs, else boxed if
+    ``\\boxed{`` does, else plain. Raises ValueError when the cell lacks its format's marker.
+    """
+    text = str(raw).strip()
+    if fmt == "auto":
+        fmt = "gsm8k" if "####" in text else "boxed" if "\\boxed{" in text else "plain"
+    if fmt == "gsm8k":
+        if "####" not in text:
+            raise ValueError("no '####' marker")
+        work, ans = text.rsplit("####", 1)
+        return ans.strip().replace(",", ""), strip_calculator_notes(work).strip()
+    if fmt == "boxed":
+        ans = extract_answer(text)
+        if ans is None:
+            raise ValueError("no closed, non-empty \\boxed{...}")
+        return ans, text
+    return text, ""
+
+
+def strip_calculator_notes(text: str) -> str:
+    """GSM8K's worked solutions without the ``<<48/2=24>>`` calculator annotations."""
+    return CALC_RE.sub("", text)
 
 
 def load_rows(
@@ -57,12 +88,15 @@ def load_rows(
     config: str | None = None,
     split: str = "train",
     default_domain: str = "default",
+    answer_format: AnswerFormat = "auto",
 ) -> list[dict[str, str]]:
     """Rows with keys question/answer/domain/solution from a dataset and a column mapping.
 
     ``columns`` maps our names (question, answer, domain, solution) to the dataset's;
     domain and solution may be None. A mapped column that is missing raises an error
-    listing the available columns.
+    listing the available columns. ``answer_format`` says how to read the answer column
+    (:func:`parse_answer`); a mapped solution column replaces the parsed solution (with
+    GSM8K's calculator notes stripped in the gsm8k format).
     """
     ds = _load_any(name_or_path, config, split)
     have = list(ds.column_names)
@@ -72,16 +106,24 @@ def load_rows(
                 f"prepare.dataset.columns.{ours}: column {theirs!r} not found in {name_or_path!r}; "
                 f"available columns: {have}. Fix: map {ours} to one of them."
             )
+    if answer_format not in ANSWER_FORMATS:
+        raise ValueError(f"prepare.dataset.answer_format = {answer_format!r}; valid: {', '.join(ANSWER_FORMATS)}")
     rows: list[dict[str, Any]] = []
-    for r in ds:
-        raw_answer = str(r[columns["answer"]])
-        solution = r[columns["solution"]] if columns.get("solution") else ""
-        if not solution and "####" in raw_answer:
-            solution = raw_answer.split("####")[0].strip()
+    for i, r in enumerate(ds):
+        try:
+            answer, solution = parse_answer(r[columns["answer"]], answer_format)
+        except ValueError as e:
+            raise ValueError(
+                f"prepare.dataset.answer_format = {answer_format!r}: row {i} of {name_or_path!r}, column "
+                f"{columns['answer']!r}: {e}. Fix: use answer_format: auto (or plain), or clean that row"
+            ) from e
+        if columns.get("solution") and r[columns["solution"]]:
+            solution = str(r[columns["solution"]])
+            solution = strip_calculator_notes(solution) if answer_format == "gsm8k" else solution
         rows.append(
             {
                 "question": str(r[columns["question"]]),
-                "answer": _final_answer(raw_answer),
+                "answer": answer,
                 "domain": str(r[columns["domain"]]) if columns.get("domain") else default_domain,
                 "solution": str(solution or ""),
             }

@@ -5,12 +5,12 @@ keep state) and names it (``fn.__name__``, which TRL uses for ``rewards/<name>/m
 Columns passed by the trainer: ``answer`` (references), ``completion_lengths`` (tokens),
 ``prompts``, ``domain``, ``group_size``; unknown columns are ignored.
 
-- ``accuracy``: 1 if the last ``\\boxed{}`` equals the reference (the paper's grader). Fast
-  path: both sides normalise to numbers (``normalize_number``) and compare as strings; if
-  both are numbers and differ the answer is wrong; otherwise ``math_verify.parse``/``verify``
-  decide (LaTeX such as ``\\frac{1}{2}`` vs ``0.5``); any parser error counts as wrong.
-  Outside the main thread (Prefect task runners) math-verify's signal-based timeouts are
-  unavailable, so they are switched off there instead of silently failing every answer.
+- ``accuracy``: 1 if the last ``\\boxed{}`` (braces matched) equals the reference, graded by
+  :func:`moalign.grading.grade` (the grader rubric checks and evaluation use too). Fast
+  path: both sides normalise to numbers and compare as strings; if both are numbers and
+  differ the answer is wrong; otherwise math-verify decides (``\\frac{1}{2}`` vs ``0.5``);
+  any parser error counts as wrong. Outside the main thread (Prefect task runners)
+  math-verify's signal-based timeouts are unavailable, so they are switched off there.
 - ``conciseness`` (the paper's definition): 1 if the completion has fewer tokens than the
   running mean length of all training rollouts seen so far, else 0. Decision: the running
   sum/count are updated with the current batch *first*, then each length is compared with
@@ -21,58 +21,32 @@ Columns passed by the trainer: ``answer`` (references), ``completion_lengths`` (
 - ``conciseness_cont``: continuous variant ``min(1, mean / max(length, 1))`` with the same
   running mean: 1 at or below the mean, decaying as mean/length above it (half the reward at
   twice the mean length); it ranks long completions instead of thresholding them.
-- ``clarity``: 1 if there is a non-empty ``\\boxed{}`` AND ``count_steps >= 2`` (>= 2
-  enumerated/bulleted lines, else >= 2 ordinal words), else 0.
+- ``clarity`` (the authors' format reward): 1 if there is a non-empty ``\\boxed{}`` AND
+  (>= 2 enumerated/bulleted lines OR >= 2 ordinal words), each count on its own (so one
+  numbered line plus "first ... then" is clear); else 0. See :mod:`moalign.text` for where
+  the step patterns depart from the authors'.
 - ``rubric``: a hook into ``moalign.rubric.reward.make_rubric_reward(**opts)`` (pairwise rubric
   judge against an anchor from the group), imported lazily.
 """
 
 from __future__ import annotations
 
-import threading
 from typing import Any, Callable
 
+from moalign.grading import extract_answer, grade
 from moalign.registry import Registry
-from moalign.text import count_steps, extract_answer, normalize_number
+from moalign.text import count_steps
 
 REWARDS: Registry = Registry("objective")
 
 
-def _is_number(s: str | None) -> bool:
-    try:
-        float(s)  # type: ignore[arg-type]
-        return True
-    except (TypeError, ValueError):
-        return False
-
-
-def answers_match(pred: str | None, ref: str) -> bool:
-    """True when the extracted answer ``pred`` equals the reference ``ref`` (numbers, else math-verify)."""
-    if pred is None:
-        return False
-    a, b = normalize_number(pred), normalize_number(ref)
-    if a == b:
-        return True
-    if _is_number(a) and _is_number(b):
-        return False
-    main = threading.current_thread() is threading.main_thread()
-    try:
-        from math_verify import parse, verify
-
-        gold = parse(f"${ref}$", parsing_timeout=5 if main else None)
-        got = parse(f"${pred}$", parsing_timeout=5 if main else None)
-        return bool(verify(gold, got, timeout_seconds=5 if main else None))
-    except Exception:  # noqa: BLE001 - an unparsable answer is a wrong answer
-        return False
-
-
 class Accuracy:
-    """r = 1[answers_match(extract_answer(completion), reference)]."""
+    """r = 1[grade(completion, reference)] (:func:`moalign.grading.grade`)."""
 
     def __call__(self, completions: list[str], answer: list[str], **_: Any) -> list[float]:
         if len(answer) != len(completions):
             raise ValueError(f"accuracy: {len(completions)} completions but {len(answer)} reference answers")
-        return [float(answers_match(extract_answer(c), a)) for c, a in zip(completions, answer)]
+        return [float(grade(c, a)) for c, a in zip(completions, answer)]
 
 
 class Conciseness:
@@ -115,7 +89,7 @@ class ConcisenessCont(Conciseness):
 
 
 class Clarity:
-    """r = 1[non-empty \\boxed{} and count_steps >= 2]."""
+    """r = 1[non-empty \\boxed{} and (enumerated lines >= 2 or ordinal words >= 2)] (count_steps >= 2)."""
 
     def __call__(self, completions: list[str], **_: Any) -> list[float]:
         return [float(extract_answer(c) is not None and count_steps(c) >= 2) for c in completions]

@@ -11,8 +11,20 @@ still counts against A. Then::
           = sum(w_t * s) / sum(w_t)         otherwise        (w: core 5, important 2, highlight 1)
           = 0                               when nothing is live
 
-The pair is judged in both orders, (A, B) and (B, A); :func:`verdict_both_orders` turns the
-two scores into a win / loss when they agree and a tie otherwise (position bias cancels).
+The pair is judged in both orders, (A, B) and (B, A); :func:`verdict_both_orders` combines
+the two scores with OpenRS's rule (``evaluate_pair`` in OpenRS's ``evaluator.py``, threshold
+``min_score`` = 0 by default)::
+
+    A wins  if score_ab >  m and score_ba <= -m     (forward strict, swapped non-strict)
+    B wins  if score_ab <= -m and score_ba >  m     (the mirror)
+    tie     otherwise
+
+With m = 0: ``(1, 0)`` is a win for A and ``(0, 1)`` a win for B (a preference given when the
+winner sat in the first slot, not contradicted by the other order), while ``(0, -1)`` and
+``(-1, 0)`` are ties (a preference only from the second slot is not enough), and ``(1, 1)``
+/ ``(-1, -1)`` (both orders favour the same slot: position bias) are ties. The earlier rule
+here needed both orders strict, so ``(1, 0)`` was a tie; we follow OpenRS so that agreement
+numbers are comparable with theirs.
 """
 
 from __future__ import annotations
@@ -63,11 +75,16 @@ def aggregate(results: Iterable[CriterionResult], tier_weights: Mapping[str, Any
     return num / den if den else 0.0
 
 
-def verdict_both_orders(score_ab: float, score_ba: float) -> str:
-    """'A' if A wins in both orders (score_ab > 0 and score_ba < 0), 'B' if B does, else 'tie'."""
-    if score_ab > 0 and score_ba < 0:
+def verdict_both_orders(score_ab: float, score_ba: float, min_score: float = 0.0) -> str:
+    """OpenRS's two-order rule: 'A' if score_ab > m and score_ba <= -m, 'B' if score_ab <= -m and score_ba > m.
+
+    ``score_ab`` judges (A, B), ``score_ba`` judges (B, A); both are positive when the response
+    in the first slot is better. Anything else is a 'tie'.
+    """
+    m = float(min_score)
+    if score_ab > m and score_ba <= -m:
         return "A"
-    if score_ab < 0 and score_ba > 0:
+    if score_ab <= -m and score_ba > m:
         return "B"
     return "tie"
 

@@ -35,7 +35,7 @@ from moalign.rubric.schema import Criterion, MetaRubric, dump_meta_rubric
 
 TIERS = ["core", "important", "highlight"]
 MARGINS = [0.0, 0.0, 0.5, 1.0, 2.0, 5.0, 10.0]
-SKIP_AUTO = {"correct", "answer_matches_reference"}  # the fatal correctness criterion is never auto-added
+SKIP_AUTO = {"answer_matches_reference"}  # the fatal correctness criterion is never auto-added
 VALUE = {"A": 1.0, "B": 0.0}
 
 
@@ -43,9 +43,6 @@ def verdicts(judge: Any, rubric: MetaRubric, pairs: list[dict]) -> list[str]:
     """Verdict per pair with the chosen response as A ('A' = agrees with the label)."""
     return [judge_pair(judge, p["prompt"], p["chosen"], p["rejected"], rubric, p.get("answer"))["verdict"]
             for p in pairs]
-
-
-per_pair = verdicts  # older name
 
 
 def agreement(judge: Any, rubric: MetaRubric, pairs: list[dict], tie_credit: float = 0.5) -> float:

@@ -1,8 +1,7 @@
 """Programmatic features of a response (registry ``FEATURES``) compared by the ``rules`` judge.
 
 Each feature is ``f(response, answer=None, **params) -> float``; a criterion with ``check: f``
-compares ``f(A)`` with ``f(B)``. PVR checks live in :mod:`moalign.rubric.pvr`; the names
-``ground_truth``, ``pvr_gate``, ``pvr_score`` are re-exported here for older imports.
+compares ``f(A)`` with ``f(B)``. PVR checks live in :mod:`moalign.rubric.pvr`.
 Nothing here executes model-written text (equations are checked by regex + integer maths).
 """
 
@@ -11,9 +10,10 @@ from __future__ import annotations
 import re
 from typing import Any, Callable
 
+from moalign.grading import extract_answer
 from moalign.registry import Registry
-from moalign.rubric.pvr import PVR, ground_truth, pvr_gate, pvr_score, pvr_scores  # noqa: F401 - re-exports
-from moalign.text import count_steps, extract_answer
+from moalign.rubric.pvr import ground_truth
+from moalign.text import count_steps
 
 FeatureFn = Callable[..., float]
 FEATURES: Registry[FeatureFn] = Registry("rubric feature")
@@ -24,9 +24,6 @@ EQ_RE = re.compile(r"(-?\d+)\s*([+*x×-])\s*(-?\d+)\s*=\s*(-?\d+)")
 def answer_matches_reference(response: str, answer: str | None = None, **_: Any) -> float:
     """+1 the boxed answer matches the reference, 0 none / no reference, -1 conflict."""
     return float(ground_truth(response, answer=answer))
-
-
-FEATURES.register("correct")(answer_matches_reference)  # legacy alias (rubrics written before the rename)
 
 
 @FEATURES.register("answer_conflict")

@@ -21,8 +21,9 @@ from typing import Sequence
 
 import datasets
 
+from moalign.grading import extract_answer
 from moalign.rubric.pvr import ground_truth
-from moalign.text import count_steps, extract_answer
+from moalign.text import count_steps
 
 LEVELS = ("correct", "format", "length")
 COLUMNS = ("prompt", "chosen", "rejected", "answer", "domain")

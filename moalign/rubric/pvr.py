@@ -1,5 +1,8 @@
 """Pointwise verifiable rubrics (PVR, OpenRS): programmatic checks with a verdict per response.
 
+The answer check uses :mod:`moalign.grading`, the grader the accuracy reward and evaluation
+use, so a response the reward counts as correct is also verified here.
+
 Registry ``PVR``: each check is ``check(response, **ctx) -> int`` in {-1, 0, +1}:
 
 - ``ground_truth``: +1 the final ``\\boxed{}`` answer matches the reference, 0 no final
@@ -23,9 +26,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable
 
+from moalign.grading import answers_match, extract_answer
 from moalign.registry import Registry
-from moalign.rl.rewards import answers_match
-from moalign.text import extract_answer
 
 PVR: Registry[Callable[..., int]] = Registry("verifiable rubric")
 DEFAULT_GATE: tuple[str, ...] = ("ground_truth",)

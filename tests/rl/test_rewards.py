@@ -51,6 +51,24 @@ def test_clarity():
     assert cl(texts) == [1.0, 0.0, 0.0, 1.0, 0.0]
 
 
+def test_clarity_mixed_enumerations():
+    """The authors' rule: boxed AND (>= 2 enumerated lines OR >= 2 ordinal words), each count on its own."""
+    cl = make_reward("clarity")
+    mixed = "1. Add the tens.\nFirst 20 + 30 = 50, then 4 + 1 = 5, finally 50 + 5 = 55.\nAnswer: \\boxed{55}"
+    one_each = "1. Add the tens.\nFirst 20 + 30 = 50 and 4 + 1 = 5.\nAnswer: \\boxed{55}"
+    assert cl([mixed, mixed.replace("\\boxed{55}", "55"), one_each]) == [1.0, 0.0, 0.0]
+    others = ["- a\n* b\n\\boxed{1}", "Next we add. Then \\boxed{1}", "see 1. and 2. inline \\boxed{1}"]
+    assert cl(others) == [1.0, 1.0, 0.0]
+
+
+def test_accuracy_nested_and_last_box():
+    acc = make_reward("accuracy")
+    texts = ["1. halve\n2. \\boxed{\\frac{1}{2}}", "\\boxed{2^{10}}", "\\boxed{5} no, \\boxed{6}",
+             "\\boxed{6} no, \\boxed{5}"]
+    got = acc(texts, answer=["0.5", "1024", "5", "5"])
+    assert got == [1.0, 1.0, 0.0, 1.0]
+
+
 def test_bad_inputs():
     with pytest.raises(KeyError, match="valid names: accuracy, clarity, conciseness, conciseness_cont, rubric"):
         make_reward("helpfulness")

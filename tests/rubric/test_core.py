@@ -26,13 +26,43 @@ def test_aggregate_veto_weights_zero_dropped():
         C("a", "vital", "A", 1)
 
 
-def test_order_swap_consistency():
-    assert verdict_both_orders(1.0, -0.5) == "A"
-    assert verdict_both_orders(-1.0, 2.0) == "B"
-    assert verdict_both_orders(1.0, 1.0) == "tie"  # position bias -> tie
-    assert verdict_both_orders(0.0, -1.0) == "tie"
+@pytest.mark.parametrize("ab, ba, want", [
+    (1.0, -0.5, "A"), (-1.0, 2.0, "B"),  # both orders agree
+    (1.0, 0.0, "A"), (0.0, 1.0, "B"),  # OpenRS: a first-slot preference wins unless the other order contradicts it
+    (0.0, -1.0, "tie"), (-1.0, 0.0, "tie"),  # a preference only from the second slot is not enough
+    (1.0, 1.0, "tie"), (-1.0, -1.0, "tie"), (0.0, 0.0, "tie"),  # position bias / no preference
+])
+def test_both_orders_rule_openrs(ab, ba, want):
+    assert verdict_both_orders(ab, ba) == want
+
+
+def test_both_orders_rule_threshold():
+    assert verdict_both_orders(0.6, -0.5, min_score=0.5) == "A"  # > m forward, <= -m swapped
+    assert verdict_both_orders(0.5, -1.0, min_score=0.5) == "tie"  # forward not > m
+    assert verdict_both_orders(0.6, -0.4, min_score=0.5) == "tie"  # swapped not <= -m
+    assert verdict_both_orders(-0.5, 0.6, min_score=0.5) == "B"
+
+
+def test_judge_pair_uses_the_rule_on_both_orders():
+    """A judge that prefers A when A is shown first and sees no difference the other way round: A wins."""
+
+    class Stub:
+        def judge(self, query, a, b, rubric, ground_truth=None):
+            return [C("x", "core", "A", 2)] if a == "alpha" else [C("x", "core", "tie", 0)]
+
+    r = load_meta_rubric(META, LAYER)
+    out = judge_pair(Stub(), "q", "alpha", "beta", r)
+    assert (out["verdict"], out["gate"], out["score_ab"], out["score_ba"]) == ("A", False, 2.0, 0.0)
+    assert judge_pair(Stub(), "q", "beta", "alpha", r)["verdict"] == "B"
+
+
+def test_swap_hand_computed():
     r = [C("a", "core", "A", 2), C("b", "highlight", "B", -1)]
-    assert aggregate(swap(r)) == -aggregate(r)
+    s = swap(r)
+    assert [(x.chosen, x.signed) for x in s] == [("B", -2), ("A", 1)]
+    assert aggregate(r) == pytest.approx((5 * 2 + 1 * -1) / 6)  # 1.5
+    assert aggregate(s) == pytest.approx((5 * -2 + 1 * 1) / 6)  # -1.5
+    assert aggregate(swap([C("f", "fatal", "B", 1), C("x", "core", "A", 2)])) == 1.0  # the veto flips too
 
 
 def test_schema_errors_name_file_line_and_key(tmp_path):

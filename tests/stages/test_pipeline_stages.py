@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import datasets
 import mlflow
 import pytest
 import yaml
@@ -42,7 +43,19 @@ def test_sft_smoke(repo):
 def test_rubric_smoke(repo):
     m = rubric.run(load_params())
     assert Path("rubrics/refined.yaml").exists() and Path("data/rubric/proposals.json").exists()
-    assert 0 <= m["refined_test"] <= 1
+    # the reported agreements are those of the written rubrics on the saved test pairs
+    from moalign.rubric.evolve import agreement
+    from moalign.rubric.judges import make_judge
+    from moalign.rubric.schema import load_meta_rubric
+
+    cfg = load_params().rubric
+    test = list(datasets.load_from_disk("data/rubric/preferences")["test"])
+    judge = make_judge(cfg.judge)
+    initial = load_meta_rubric(cfg.meta, cfg.domain_layer, cfg.accepted)
+    assert m["refined_test"] == pytest.approx(agreement(judge, load_meta_rubric("rubrics/refined.yaml"), test,
+                                                        cfg.evolve.tie_credit))
+    assert m["initial_test"] == pytest.approx(agreement(judge, initial, test, cfg.evolve.tie_credit))
+    assert m["gain_test"] == pytest.approx(m["refined_test"] - m["initial_test"])
 
 
 @pytest.mark.parametrize("strategy", ["fixed", "hypervolume", "gradient"])
@@ -111,4 +124,15 @@ def test_train_with_rubric_objective_moves_it(repo):
     p["train"]["strategies"] = ["fixed"]
     Path("params.yaml.rubric").write_text(yaml.safe_dump(p))
     m = train.run(load_params("params.yaml.rubric"), strategy="fixed")
-    assert 0 <= m["rewards/rubric/mean"] <= 1
+    hist = json.loads(Path("models/train/fixed/history.json").read_text())
+    assert hist["objectives"] == ["accuracy", "rubric"] and m["weights/rubric"] > 0
+    # the rubric reward separated the rollouts (a constant reward gives no advantage to move on)
+    assert any(h["rewards/rubric/std"] > 0 for h in hist["history"])
+    assert hist["validation"][-1]["point"][1] == pytest.approx(m["eval/rubric"])
+    # the objective the run trained on prefers a correct worked answer to a wrong unboxed one
+    from moalign.rl.rewards import make_reward
+
+    fn = make_reward("rubric", **load_params("params.yaml.rubric").train.reward_options.get("rubric", {}))
+    good, bad = "1. 2 + 3 = 5\n2. so 5\nAnswer: \\boxed{5}", "it is 6"
+    r_good, r_bad = fn([good, bad], prompts=["Question: 2 + 3?\nSolution:"] * 2, answer=["5", "5"], group_size=2)
+    assert r_good > r_bad

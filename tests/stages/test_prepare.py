@@ -93,3 +93,60 @@ def test_tracking_disabled_and_unreachable(tiny_repo):
     p["base"]["tracking"] = {"enabled": False}
     Path("params.yaml").write_text(yaml.safe_dump(p))
     prepare.run(load_params())
+
+
+def _prepare_rows(tmp_path, cells, fmt):
+    """Run prepare on a jsonl of (question, answer cell) rows; all prepared rows by question."""
+    f = tmp_path / "answers.jsonl"
+    f.write_text("\n".join(json.dumps({"question": f"Q{i}?", "answer": c}) for i, c in enumerate(cells)))
+    _set_dataset(name_or_path=str(f), answer_format=fmt)
+    prepare.run(load_params())
+    rows = [r for s in ("train", "val", "test") for r in datasets.load_from_disk(f"data/prepared/{s}")]
+    assert len(rows) == len(cells)
+    return {r["question"]: r for r in rows}
+
+
+GSM = "Natalia sold 48/2 = <<48/2=24>>24 clips in May.\nShe sold 48+24 = <<48+24=72>>72 clips.\n#### 7{},000"
+BOXED = "Halve it: \\boxed{{\\frac{{1}}{{2}}}}; then square: \\boxed{{2^{{{}}}}}"
+
+
+def test_answer_format_gsm8k(tiny_repo, tmp_path):
+    rows = _prepare_rows(tmp_path, [GSM.format(i % 10) for i in range(12)], "gsm8k")
+    r = rows["Q3?"]
+    assert r["answer"] == "73000"  # after ####, commas dropped
+    assert r["solution"] == "Natalia sold 48/2 = 24 clips in May.\nShe sold 48+24 = 72 clips."  # no <<...>> notes
+
+
+def test_answer_format_boxed(tiny_repo, tmp_path):
+    cells = [BOXED.format(i) for i in range(12)]
+    rows = _prepare_rows(tmp_path, cells, "boxed")
+    assert rows["Q11?"]["answer"] == "2^{11}"  # the last box, nested braces kept
+    assert rows["Q11?"]["solution"] == cells[11]
+
+
+def test_answer_format_plain(tiny_repo, tmp_path):
+    cells = ["about 5 to 7 #### x" if i == 0 else f"  {i},5 apples " for i in range(12)]
+    rows = _prepare_rows(tmp_path, cells, "plain")
+    assert rows["Q0?"]["answer"] == "about 5 to 7 #### x" and rows["Q0?"]["solution"] == ""
+    assert rows["Q4?"]["answer"] == "4,5 apples"  # as is (stripped), no number fishing
+
+
+def test_answer_format_auto_per_row(tiny_repo, tmp_path):
+    cells = [GSM.format(1), BOXED.format(3), "  forty-two "] * 4
+    rows = _prepare_rows(tmp_path, cells, "auto")
+    assert [rows[f"Q{i}?"]["answer"] for i in range(3)] == ["71000", "2^{3}", "forty-two"]
+    assert "<<" not in rows["Q0?"]["solution"] and rows["Q1?"]["solution"] == cells[1]
+
+
+def test_answer_format_mismatch_names_row_and_fix(tiny_repo, tmp_path):
+    f = tmp_path / "bad.jsonl"
+    f.write_text("\n".join(json.dumps({"question": f"Q{i}", "answer": "#### 1" if i != 2 else "3"}) for i in range(6)))
+    _set_dataset(name_or_path=str(f), answer_format="gsm8k")
+    with pytest.raises(ValueError, match=r"row 2 .*'answer'.*####.*Fix: use answer_format: auto"):
+        prepare.run(load_params())
+    _set_dataset(answer_format="boxed")
+    with pytest.raises(ValueError, match=r"row 0 .*boxed"):
+        prepare.run(load_params())
+    _set_dataset(answer_format="latex")
+    with pytest.raises(Exception, match="answer_format"):
+        prepare.run(load_params())

@@ -28,7 +28,7 @@ from moalign.config import Params, load_params
 from moalign.errors import StageError, is_disk_full
 
 DEBUG_ENV = "MOALIGN_DEBUG"
-QUIET_LOGGERS = ("httpx", "httpcore", "openai", "urllib3")
+QUIET_LOGGERS = ("httpx", "httpx2", "httpcore", "openai", "urllib3")
 
 
 def seed_everything(seed: int, threads: int = 0) -> None:

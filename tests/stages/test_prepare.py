@@ -93,3 +93,30 @@ def test_tracking_disabled_and_unreachable(tiny_repo):
     p["base"]["tracking"] = {"enabled": False}
     Path("params.yaml").write_text(yaml.safe_dump(p))
     prepare.run(load_params())
+
+
+@pytest.mark.parametrize("content, name", [("", "d.jsonl"), ("\n\n", "d.jsonl"), ("question,answer\n", "d.csv")])
+def test_empty_dataset_file_is_one_line_error(tiny_repo, capsys, content, name):
+    Path(name).write_text(content)
+    _set_dataset(name_or_path=name)
+    assert prepare.main([]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and f"{name!r} has no rows" in err
+    assert not Path("data/prepared").exists()
+
+
+def test_non_numeric_and_too_long_rows_are_dropped_and_counted(tiny_repo, caplog):
+    rows = [{"question": f"What is {i} + {i}?", "answer": f"#### {2 * i}"} for i in range(30)]
+    rows += [{"question": f"Name colour {i}", "answer": "blue"} for i in range(4)]  # non-numeric
+    rows += [{"question": "Add " + "1 " * 400 + f"then {i}", "answer": str(i)} for i in range(3)]  # too long
+    Path("d.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    _set_dataset(name_or_path="d.jsonl")
+    with caplog.at_level("WARNING", logger="moalign.prepare"):
+        metrics = prepare.run(load_params())
+    assert metrics["dropped_non_numeric"] == 4 and metrics["dropped_too_long"] == 3
+    saved = json.loads(Path("metrics/prepare.json").read_text())
+    assert saved["dropped_non_numeric"] == 4 and saved["dropped_too_long"] == 3
+    assert saved["rows_train"] + saved["rows_val"] + saved["rows_test"] == 30
+    assert "not a number" in caplog.text and "max_length" in caplog.text
+    kept = [q for s in ("train", "val", "test") for q in datasets.load_from_disk(f"data/prepared/{s}")["question"]]
+    assert not any(q.startswith(("Name", "Add ")) for q in kept)

@@ -6,12 +6,17 @@ RNG states, counters and any extra state such as reward-weighting buffers) and
 a checkpoint with the same fingerprint, so a changed ``params.yaml`` starts afresh
 instead of silently mixing two configurations. Checkpoints live outside DVC outputs
 (DVC deletes outputs before it reruns a stage).
+
+A checkpoint that cannot be read (a truncated or empty ``state.pt`` left by a crash or a full
+disk) is reported with a warning naming the file and skipped: :func:`latest` falls back to
+the newest readable one, or says that training starts afresh.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import random
 import shutil
 from pathlib import Path
@@ -21,6 +26,8 @@ import numpy as np
 import torch
 
 from moalign.io import atomic_path
+
+log = logging.getLogger("moalign.checkpoint")
 
 
 def fingerprint(obj: Any) -> str:
@@ -50,12 +57,42 @@ def save(ckpt_dir: str | Path, step: int, fp: str, state: dict[str, Any], keep: 
     return dest
 
 
+def _load(path: Path) -> dict[str, Any] | None:
+    """``torch.load(path)``, or None (with a warning naming the file) when it cannot be read."""
+    try:
+        state = torch.load(path, weights_only=False)
+    except Exception as e:  # noqa: BLE001 - truncated zip, empty file, unpickling error, I/O error
+        log.warning("checkpoint %s is unreadable (%s: %s); skipping it", path, type(e).__name__, str(e)[:200])
+        return None
+    if not isinstance(state, dict) or "step" not in state or "rng" not in state:
+        log.warning("checkpoint %s is not a moalign training state; skipping it", path)
+        return None
+    return state
+
+
 def latest(ckpt_dir: str | Path, fp: str) -> dict[str, Any] | None:
-    """The newest checkpoint whose fingerprint matches ``fp`` (None when there is none)."""
+    """The newest readable checkpoint whose fingerprint matches ``fp`` (None when there is none).
+
+    Unreadable checkpoints are skipped with a warning; when some existed but none could be
+    read, a warning says that training starts from scratch.
+    """
+    skipped = 0
     for d in sorted(Path(ckpt_dir).glob("step-*"), reverse=True):
         f = d / "fingerprint.txt"
-        if f.exists() and f.read_text() == fp and (d / "state.pt").exists():
-            return torch.load(d / "state.pt", weights_only=False)
+        try:
+            same = f.exists() and f.read_text() == fp
+        except OSError:
+            same = False
+        if not same or not (d / "state.pt").exists():
+            continue
+        state = _load(d / "state.pt")
+        if state is not None:
+            if skipped:
+                log.warning("resuming from the older checkpoint %s", d)
+            return state
+        skipped += 1
+    if skipped:
+        log.warning("no readable checkpoint in %s (%d skipped); starting from scratch", ckpt_dir, skipped)
     return None
 
 

@@ -16,6 +16,8 @@ import torch
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast
 
+from moalign.errors import StageError
+
 SPECIALS = {"pad_token": "<pad>", "eos_token": "<eos>", "bos_token": "<bos>", "unk_token": "<unk>"}
 
 
@@ -75,8 +77,39 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
     return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
 
 
+_LOCAL_ROOTS = ("models", "data", "checkpoints")
+
+
+def looks_local(path: str | Path) -> bool:
+    """True when ``path`` can only mean a local folder (not a Hugging Face ``org/name`` id).
+
+    Explicit paths (``./x``, ``../x``, ``/x``, ``~/x``), paths under the pipeline's own output
+    folders (``models/``, ``data/``, ``checkpoints/``), more than two parts, or a first part
+    that is an existing local folder.
+    """
+    s = str(path)
+    parts = Path(s).parts
+    return (s.startswith((".", "/", "~", "\\")) or len(parts) > 2
+            or (len(parts) == 2 and (parts[0] in _LOCAL_ROOTS or Path(parts[0]).is_dir())))
+
+
+def _pretrained(loader, path: str | Path, what: str, **kw):
+    """``loader(path)`` with one-line errors for a missing local folder or an unloadable hub id."""
+    s = str(path)
+    if not Path(s).expanduser().exists() and looks_local(s):
+        raise StageError(f"{what} folder {s!r} does not exist. Fix: run the stage that writes it first "
+                         "(e.g. `dvc repro sft` for models/sft), or correct the path")
+    try:
+        return loader(s, **kw)
+    except OSError as e:
+        first = next((ln for ln in str(e).splitlines() if ln.strip()), type(e).__name__)
+        raise StageError(f"{what} {s!r} could not be loaded ({first[:200]}). Fix: give an existing local "
+                         "folder, or a Hugging Face model id that is cached or downloadable") from e
+
+
 def load_tokenizer(path: str | Path):
-    tok = AutoTokenizer.from_pretrained(str(path))
+    """The tokenizer saved in ``path`` (a folder or hub id), left-padded, with a pad token."""
+    tok = _pretrained(AutoTokenizer.from_pretrained, path, "tokenizer")
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     tok.padding_side = "left"
@@ -90,6 +123,6 @@ def load_policy(path: str | Path, dtype: torch.dtype = torch.float32, seed: int 
     if p.is_dir() and not any(p.glob("*.safetensors")) and not any(p.glob("*.bin")):
         if seed is not None:
             torch.manual_seed(seed)
-        cfg = AutoConfig.from_pretrained(str(p))
+        cfg = _pretrained(AutoConfig.from_pretrained, p, "model config")
         return AutoModelForCausalLM.from_config(cfg, dtype=dtype)
-    return AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype)
+    return _pretrained(AutoModelForCausalLM.from_pretrained, path, "model", dtype=dtype)

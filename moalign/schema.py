@@ -8,19 +8,61 @@ bad key, written as a dotted path from the top of ``params.yaml``
 
 from __future__ import annotations
 
-from typing import Any
+import types
+from typing import Any, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
+
+from moalign.errors import StageError
 
 
-class ParamsError(ValueError):
+class ParamsError(StageError, ValueError):
     """A value in params.yaml is unknown, has the wrong type, or is impossible."""
 
 
+def _bool_mismatch(annotation: Any, value: Any) -> str | None:
+    """Why ``value`` is a bool where a number is expected (or vice versa), else None.
+
+    YAML's ``true`` is not a count and ``1`` is not a switch: pydantic's lax mode would take
+    ``max_steps: true`` as 1 and ``enabled: 1`` as True, so both are refused here. Unions
+    (``int | None``), lists and dict values are checked element-wise.
+    """
+    origin = get_origin(annotation)
+    if origin in (Union, types.UnionType):
+        opts = [a for a in get_args(annotation) if a is not type(None)]
+        if value is None or any(a is Any for a in opts):
+            return None
+        why = [_bool_mismatch(a, value) for a in opts]
+        return why[0] if all(why) else None
+    if origin in (list, tuple, set) and isinstance(value, (list, tuple, set)):
+        inner = [a for a in get_args(annotation) if a is not Ellipsis][:1]
+        return next((w for v in value for a in inner if (w := _bool_mismatch(a, v))), None)
+    if origin is dict and isinstance(value, dict) and len(get_args(annotation)) == 2:
+        inner = get_args(annotation)[1]
+        return next((f"at {k!r}: {w}" for k, v in value.items() if (w := _bool_mismatch(inner, v))), None)
+    if annotation in (int, float) and isinstance(value, bool):
+        return f"a number is expected, not the boolean {value}. Fix: write a number (e.g. 1)"
+    if annotation is bool and not isinstance(value, bool):
+        return f"a boolean is expected, not {value!r}. Fix: write true or false"
+    return None
+
+
 class StrictModel(BaseModel):
-    """Base of every config section: unknown keys are errors; values are validated on assignment."""
+    """Base of every config section: unknown keys are errors; values are validated on assignment.
+
+    Booleans and numbers are not interchangeable (see :func:`_bool_mismatch`).
+    """
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _strict_bools(cls, value: Any, info: ValidationInfo) -> Any:
+        field = cls.model_fields.get(info.field_name or "")
+        why = _bool_mismatch(field.annotation, value) if field is not None else None
+        if why:
+            raise ValueError(why)
+        return value
 
 
 def _dotted(loc: tuple[Any, ...], prefix: str) -> str:

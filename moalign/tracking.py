@@ -6,20 +6,78 @@
 - ``tracking.enabled: false`` turns every call into a no-op; an unreachable store warns and
   turns tracking off unless ``tracking.required: true``. Values whose key looks like a
   secret (``*key*``, ``*token*``, ``*secret*``, ``*password*``) are never logged.
+- An http(s) tracking server is probed first with a bounded request (``CHECK_TIMEOUT``
+  seconds) instead of MLflow's minutes of retries; unreachable + ``required: false`` warns
+  once and runs untracked, ``required: true`` is a :class:`ServiceError` naming the uri.
+- While a run is active, SIGTERM and SIGINT end it as ``KILLED`` and exit with 128 + signal
+  (143 for SIGTERM); checkpoints are written atomically, so a rerun resumes.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import signal
 import subprocess
+import sys
+import threading
+import urllib.error
+import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+from moalign.errors import ServiceError
+
 log = logging.getLogger("moalign.tracking")
 PARENT_ENV = "MOALIGN_PARENT_RUN_ID"
+CHECK_TIMEOUT = 3.0
 _SECRET_WORDS = ("key", "token", "secret", "password")
+_warned: set[str] = set()
+
+
+class Killed(SystemExit):
+    """Raised by the signal handler of an active run: exits with ``128 + signum``."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(128 + signum)
+        self.signum = signum
+
+
+def check_server(uri: str, timeout: float = CHECK_TIMEOUT) -> str | None:
+    """None when the http(s) tracking server at ``uri`` answers within ``timeout`` s, else why not.
+
+    Any HTTP answer (even an error status) counts as reachable; other URIs (sqlite, file)
+    are not probed.
+    """
+    if not uri.startswith(("http://", "https://")):
+        return None
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout):
+            return None
+    except urllib.error.HTTPError:
+        return None
+    except (urllib.error.URLError, OSError, ValueError) as e:
+        reason = getattr(e, "reason", e)
+        return f"{type(reason).__name__}: {reason}" if not isinstance(reason, str) else reason
+
+
+@contextmanager
+def _end_on_signal(mlflow_mod: Any) -> Iterator[None]:
+    """While active: SIGTERM/SIGINT end the MLflow run as KILLED, then exit 128 + signum."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:  # noqa: ARG001 - signal API
+        raise Killed(signum)
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
 
 
 def git_commit() -> str:
@@ -93,6 +151,19 @@ def stage_run(
     if not tracking.enabled:
         yield Tracker(None)
         return
+    why = check_server(tracking.uri)
+    if why is not None:
+        if tracking.required:
+            raise ServiceError(
+                f"base.tracking.uri = {tracking.uri!r}: the MLflow server is not reachable ({why}). "
+                "Fix: start the tracking server (mlflow server ...), correct the uri, "
+                "or set base.tracking.required: false"
+            )
+        if tracking.uri not in _warned:
+            _warned.add(tracking.uri)
+            log.warning("MLflow server %s is not reachable (%s); continuing without tracking", tracking.uri, why)
+        yield Tracker(None)
+        return
     try:
         import mlflow
 
@@ -103,8 +174,8 @@ def stage_run(
         mlflow.start_run(run_name=run_name or stage, tags=all_tags, parent_run_id=parent or None)
     except Exception as e:  # noqa: BLE001 - tracking store down or misconfigured
         if tracking.required:
-            raise RuntimeError(
-                f"base.tracking.uri = {tracking.uri!r}: MLflow is not reachable ({e}). "
+            raise ServiceError(
+                f"base.tracking.uri = {tracking.uri!r}: MLflow is not reachable ({str(e)[:300]}). "
                 "Fix: start the tracking server, or set base.tracking.required: false"
             ) from e
         log.warning("MLflow not reachable at %s (%s); continuing without tracking", tracking.uri, e)
@@ -112,9 +183,16 @@ def stage_run(
         return
     status = "FAILED"
     try:
-        tracker = Tracker(mlflow)
-        tracker.log_params(params)
-        yield tracker
+        with _end_on_signal(mlflow):
+            tracker = Tracker(mlflow)
+            tracker.log_params(params)
+            yield tracker
         status = "FINISHED"
+    except (Killed, KeyboardInterrupt) as e:
+        status = "KILLED"
+        name = signal.Signals(e.signum).name if isinstance(e, Killed) else "SIGINT"
+        print(f"moalign {stage}: interrupted by {name}; MLflow run ended as KILLED. "
+              "Rerun to resume from the last checkpoint", file=sys.stderr)
+        raise
     finally:
         mlflow.end_run(status=status)

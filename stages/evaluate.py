@@ -20,7 +20,7 @@ import pandas as pd
 
 from moalign.evaluate import (bootstrap_hv_ci, pareto_report, pick_rows, resolve_reference, score_policy,
                               weight_shift)
-from moalign.io import atomic_path, read_json, write_json, write_text
+from moalign.io import atomic_outputs, read_json, write_json, write_text
 from moalign.modeling import load_policy, load_tokenizer, resolve_device, resolve_dtype
 from moalign.plots import plot_curves, plot_pareto
 from moalign.rl.rewards import make_reward
@@ -112,8 +112,9 @@ def run(params: Params) -> dict[str, object]:
                           "on_front": n in rep["non_dominated"],
                           **{f"greedy_{o}": v for o, v in zip(objs, g["point"])}, "greedy_length": g["length"]})
         points = pd.DataFrame(table)
-        with atomic_path(PLOTS) as tmp:  # the plots folder appears whole or not at all
+        with atomic_outputs(PLOTS, METRICS) as (tmp, tmp_metrics):  # all outputs appear together or none
             tmp.mkdir()
+            write_json(tmp_metrics, metrics)
             write_json(tmp / "report.json", {**rep, "results": {
                 n: {k: {kk: vv for kk, vv in v.items() if kk != "per_prompt"} for k, v in r.items()}
                 for n, r in results.items()}})
@@ -129,7 +130,6 @@ def run(params: Params) -> dict[str, object]:
                         f"test hypervolume vs step ({cfg.point})", "hypervolume")
             plot_curves({f"{n}/{o}": w[o] for n, w in weights.items() for o in objs}, tmp / "weights.png",
                         "reward weights vs step", "weight")
-        write_json(METRICS, metrics)
         for f in ("pareto.png", "hypervolume.png", "weights.png", "points.csv", "policies.csv", "report.json"):
             tr.log_artifact(PLOTS / f, "evaluate")
         tr.log_table(points, "evaluate/policies.json")

@@ -55,3 +55,25 @@ def test_missing_file():
 
 def test_flatten():
     assert flatten({"a": {"b": 1, "c": {"d": [1]}}, "e": 2}) == {"a.b": 1, "a.c.d": [1], "e": 2}
+
+
+@pytest.mark.parametrize(
+    "patch, key",
+    [
+        ({"sft": {"max_steps": True}}, "sft.max_steps"),
+        ({"sft": {"lr": False}}, "sft.lr"),
+        ({"prepare": {"dataset": {"max_rows": True}}}, "prepare.dataset.max_rows"),
+        ({"prepare": {"generator": {"sizes": {"en": True}}}}, "prepare.generator.sizes"),
+        ({"base": {"tracking": {"enabled": 1}}}, "base.tracking.enabled"),
+        ({"base": {"tracking": {"required": "yes"}}}, "base.tracking.required"),
+    ],
+)
+def test_booleans_and_numbers_are_not_interchangeable(patch, key):
+    with pytest.raises(ParamsError) as e:
+        Params(merge(raw(), patch))
+    assert key in str(e.value) and ("boolean" in str(e.value))
+
+
+def test_numbers_still_accept_ints_for_floats_and_null_for_optional():
+    p = Params(merge(raw(), {"sft": {"lr": 1}, "prepare": {"dataset": {"max_rows": None}}}))
+    assert p.sft.lr == 1.0 and p.prepare.dataset.max_rows is None

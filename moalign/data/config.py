@@ -80,6 +80,11 @@ class DatasetConfig(StrictModel):
         "auto", description="How to read the answer column: gsm8k ('<work> #### N': N, commas dropped; the work, "
         "calculator notes stripped, is the SFT solution), boxed (last \\boxed{...}; the text is the solution), "
         "plain (the cell as is), auto (gsm8k if '####' occurs, else boxed if '\\boxed{' does, else plain).")
+    non_numeric: Literal["auto", "drop", "keep"] = Field(
+        "auto", description="Rows whose reference answer is not a number: drop (counted in metrics/prepare.json "
+        "as dropped_non_numeric), keep (counted as non_numeric_answers), or auto: keep LaTeX-looking answers "
+        "(backslash, braces or ^: graded by math-verify) and drop plain words, which no grader can check."
+    )
     val_fraction: float = Field(0.1, gt=0, lt=0.5, description="Share of rows held out for val.")
     test_fraction: float = Field(0.1, gt=0, lt=0.5, description="Share of rows held out for test.")
     max_rows: int | None = Field(None, ge=3, description="Keep at most this many rows (after shuffling).")

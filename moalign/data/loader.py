@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 import datasets
 
+from moalign.errors import StageError
 from moalign.grading import extract_answer
 
 AnswerFormat = Literal["auto", "plain", "gsm8k", "boxed"]
@@ -37,7 +38,7 @@ def _load_any(name_or_path: str, config: str | None, split: str) -> datasets.Dat
                 f"prepare.dataset.name_or_path: file {str(p)!r} does not exist. "
                 "Fix: give an existing json/jsonl/csv/parquet file or a Hugging Face dataset name."
             )
-        return datasets.load_dataset(_FORMATS[p.suffix], data_files=str(p), split="train")
+        return _read_file(p)
     if p.is_dir():
         try:
             return datasets.load_from_disk(str(p))[split] if (p / "dataset_dict.json").exists() else datasets.load_from_disk(str(p))
@@ -80,6 +81,40 @@ def parse_answer(raw: str, fmt: AnswerFormat = "auto") -> tuple[str, str]:
 def strip_calculator_notes(text: str) -> str:
     """GSM8K's worked solutions without the ``<<48/2=24>>`` calculator annotations."""
     return CALC_RE.sub("", text)
+
+
+def _empty_error(p: Path) -> StageError:
+    return StageError(f"prepare.dataset.name_or_path: dataset file {str(p)!r} has no rows. "
+                      "Fix: point it to a file with data (one JSON object per line for .jsonl)")
+
+
+def _check_not_empty(p: Path) -> None:
+    """An empty (or whitespace-only) file is a clear error, not a StopIteration from ``datasets``."""
+    size = p.stat().st_size
+    if size == 0 or (size < 2**20 and p.suffix in (".json", ".jsonl", ".csv") and not p.read_bytes().strip()):
+        raise _empty_error(p)
+
+
+def _read_file(p: Path) -> datasets.Dataset:
+    """Load a local data file; empty files, zero rows (a CSV with only its header) and
+    unparsable files are one-line errors naming the file."""
+    _check_not_empty(p)
+    try:
+        ds = datasets.load_dataset(_FORMATS[p.suffix], data_files=str(p), split="train")
+    except StopIteration:
+        raise _empty_error(p) from None
+    except ValueError as e:
+        if "corresponds to no data" in str(e):
+            raise _empty_error(p) from None
+        raise
+    except datasets.exceptions.DatasetGenerationError as e:
+        cause = e.__cause__ or e
+        raise StageError(f"prepare.dataset.name_or_path: {str(p)!r} could not be parsed as {p.suffix[1:]} "
+                         f"({type(cause).__name__}: {str(cause)[:200]}). Fix: repair the file") from e
+    if len(ds) == 0:
+        raise _empty_error(p)
+    return ds
+
 
 
 def load_rows(

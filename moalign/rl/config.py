@@ -87,6 +87,10 @@ class TrainConfig(StrictModel):
         for o in self.objectives:
             if o not in REWARDS:
                 raise ValueError(f"objective {o!r} is unknown; valid names: {', '.join(REWARDS.names())}")
+        stray = sorted(set(self.reward_options) - set(self.objectives))
+        if stray:
+            raise ValueError(f"reward_options for {stray}, which are not in objectives {self.objectives}. "
+                             "Fix: add them to train.objectives or remove their reward_options")
         for s in self.strategies:
             parse_strategy(s)
         if len(set(self.strategies)) != len(self.strategies):

@@ -20,6 +20,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any, Iterable, Protocol
 
+from moalign.errors import ServiceError
 from moalign.registry import Registry
 from moalign.rubric.aggregate import CriterionResult, aggregate, verdict_both_orders
 from moalign.rubric.features import FEATURES
@@ -30,7 +31,7 @@ JUDGES: Registry[Any] = Registry("judge backend")
 TIER_ORDER = {"fatal": 0, "core": 1, "important": 2, "highlight": 3}
 
 
-class JudgeError(RuntimeError):
+class JudgeError(ServiceError, RuntimeError):
     """The judge could not produce a usable verdict (configuration, network or unparsable replies)."""
 
 

@@ -8,7 +8,8 @@ The reply is JSON ``{"question_analysis": {...}, "rubric_compares": [{name, tier
 score, reason}]}``; ``criteria`` is accepted for ``rubric_compares``, ``S`` for ``tie``.
 
 Robustness: code fences and prose around the JSON are stripped (the first ``{...}`` or
-``[...]`` is parsed); an unusable reply or a network error is retried with exponential
+``[...]`` is parsed); the reply's schema is validated strictly (:func:`parse_reply`); an
+unusable reply or a network error is retried with exponential
 backoff (``backoff * 2**attempt`` seconds, capped at ``max_backoff``; ``retries`` extra
 attempts), then :class:`JudgeError` says what failed. The API key is passed to the client
 only: it is never logged, stored on the judge, or put in an error message.
@@ -78,25 +79,69 @@ def extract_json(text: str) -> Any:
     return obj
 
 
+_TOP_KEYS = {"question_analysis", "rubric_compares", "criteria"}
+_ITEM_KEYS = {"name", "rubric_name", "tier", "type", "chosen", "score", "reason"}
+_CHOSEN = {"a": "A", "b": "B", "tie": "tie", "s": "tie"}
+
+
+def _one_of(it: dict[str, Any], *keys: str) -> Any:
+    """The value of the first of ``keys`` present in ``it``; ValueError naming them when none is."""
+    for k in keys:
+        if k in it:
+            return it[k]
+    raise ValueError(f"a criterion has no {' / '.join(keys)} field")
+
+
+def _score(v: Any) -> int:
+    """A criterion's score: an integer in -2..2 (``2.0`` and ``"2"`` are accepted, ``1.5`` and ``99`` are not)."""
+    if isinstance(v, bool):
+        raise ValueError(f"score {v!r} is not a number")
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        raise ValueError(f"score {v!r} is not a number") from None
+    if f != int(f) or not -2 <= f <= 2:
+        raise ValueError(f"score {v!r} is not an integer in -2..2")
+    return int(f)
+
+
 def parse_reply(text: str) -> list[CriterionResult]:
-    """Judge reply -> criterion results; ValueError when it cannot be used."""
+    """Judge reply -> criterion results; ValueError when it cannot be used.
+
+    The schema is strict: unknown or missing fields, a ``chosen`` other than A/B/tie (``S``
+    = tie; case-insensitive), a score that is not an integer in -2..2, or an unknown tier
+    make the reply unusable (it is then retried like garbage text).
+    """
     data = extract_json(text)
-    items = data.get("rubric_compares", data.get("criteria")) if isinstance(data, dict) else data
+    if isinstance(data, dict):
+        unknown = sorted(set(data) - _TOP_KEYS)
+        if unknown:
+            raise ValueError(f"reply has unknown field(s) {unknown}")
+        if "question_analysis" in data and not isinstance(data["question_analysis"], dict):
+            raise ValueError("question_analysis is not an object")
+        items = data.get("rubric_compares", data.get("criteria"))
+    else:
+        items = data
     if not isinstance(items, list) or not items:
         raise ValueError("reply has no rubric_compares list")
     out = []
     for it in items:
         if not isinstance(it, dict):
             raise ValueError("a criterion is not an object")
-        tier = str(it.get("tier", it.get("type", "important"))).strip().lower()
+        unknown = sorted(set(it) - _ITEM_KEYS)
+        if unknown:
+            raise ValueError(f"a criterion has unknown field(s) {unknown}")
+        tier = str(_one_of(it, "tier", "type")).strip().lower()
         if tier not in TIER_ORDER:
             raise ValueError(f"unknown tier {tier!r}")
-        chosen = str(it.get("chosen", "tie")).strip()
-        chosen = {"a": "A", "b": "B"}.get(chosen.lower(), "tie")
-        score = max(-2, min(2, int(float(it.get("score", 0)))))
+        raw_chosen = _one_of(it, "chosen")
+        chosen = _CHOSEN.get(str(raw_chosen).strip().lower()) if isinstance(raw_chosen, str) else None
+        if chosen is None:
+            raise ValueError(f"chosen {raw_chosen!r} is not one of A, B, tie")
+        score = _score(_one_of(it, "score"))
         if chosen == "tie":
-            score = 0
-        name = str(it.get("name", it.get("rubric_name", "criterion")))
+            score = 0  # a tie carries no magnitude, whatever the judge wrote
+        name = str(_one_of(it, "name", "rubric_name"))
         out.append(CriterionResult(name, tier, chosen, score, str(it.get("reason", ""))[:500]))
     return out
 
@@ -162,6 +207,9 @@ class OpenAIJudge(LLMJudge):
         key = os.environ.get("MOALIGN_JUDGE_API_KEY") or os.environ.get("OPENAI_API_KEY") or "EMPTY"
         self.temperature = temperature
         self._client = OpenAI(base_url=self.base_url, api_key=key, timeout=timeout, max_retries=0)
+        http = type(getattr(self._client, "_client", None)).__module__.split(".")[0]
+        for quiet in {"openai", "httpx", "httpx2", "httpcore", http}:  # no per-request INFO lines
+            logging.getLogger(quiet).setLevel(logging.WARNING)
 
     def where(self) -> str:
         return f"openai judge ({self.model} at {self.base_url})"

@@ -1,6 +1,7 @@
 """The openai judge backend against a small OpenAI-compatible server on 127.0.0.1."""
 
 import json
+import logging
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -135,3 +136,68 @@ def test_parse_and_repair():
     for bad in ("no json", '{"rubric_compares": []}', '[{"tier": "vital", "score": 1}]'):
         with pytest.raises(ValueError):
             parse_reply(bad)
+
+
+def _reply(**crit):
+    c = {"name": "brevity", "tier": "important", "chosen": "A", "score": 2, "reason": "r"}
+    c.update(crit)
+    return json.dumps({"question_analysis": {"primary_need": "sum"},
+                       "rubric_compares": [{k: v for k, v in c.items() if v is not ...}]})
+
+
+@pytest.mark.parametrize("bad", [
+    _reply(score=...),  # missing score
+    _reply(chosen="A wins"),
+    _reply(score=99),
+    _reply(score=-3),
+    _reply(score=1.5),
+    _reply(score="high"),
+    _reply(score=True),
+    _reply(chosen=...),  # missing chosen
+    _reply(name=...),  # missing name
+    _reply(tier=...),  # missing tier
+    _reply(confidence=0.9),  # unknown field
+    json.dumps({"rubric_compares": [{"name": "x", "tier": "core", "chosen": "A", "score": 1}], "verdict": "A"}),
+])
+def test_strict_schema_rejects(bad):
+    with pytest.raises(ValueError):
+        parse_reply(bad)
+
+
+def test_strict_schema_accepts_aliases_and_case():
+    res = parse_reply(_reply(chosen="s", score="1"))
+    assert res[0].chosen == "tie" and res[0].score == 0
+    res = parse_reply(json.dumps([{"rubric_name": "x", "type": "Fatal", "chosen": "b", "score": -2.0}]))
+    assert res[0].name == "x" and res[0].tier == "fatal" and res[0].signed == -2
+
+
+@pytest.mark.parametrize("bad", [_reply(score=...), _reply(chosen="A wins"), _reply(score=99)])
+def test_schema_violation_is_retried_then_used(env, bad):
+    s = Server([bad, GOOD])
+    try:
+        res = judge_for(s.url).judge("q", "a", "b", load_meta_rubric(META))
+        assert s.calls == 2 and res[0].score == 2
+    finally:
+        s.close()
+
+
+def test_schema_violation_always_then_clear_error(env):
+    s = Server([_reply(score=99)])
+    try:
+        with pytest.raises(JudgeError, match="after 2 attempts.*-2..2.*Fix"):
+            judge_for(s.url, retries=1).judge("q", "a", "b", load_meta_rubric(META))
+        assert s.calls == 2
+    finally:
+        s.close()
+
+
+def test_no_per_request_info_logging(env, caplog):
+    s = Server([GOOD])
+    try:
+        with caplog.at_level("INFO"):
+            judge_for(s.url).judge("q", "a", "b", load_meta_rubric(META))
+        assert s.calls == 1
+        assert not [r for r in caplog.records if r.name.startswith(("httpx", "httpcore", "openai"))
+                    and r.levelno < logging.WARNING]
+    finally:
+        s.close()

@@ -99,7 +99,7 @@ def _prepare_rows(tmp_path, cells, fmt):
     """Run prepare on a jsonl of (question, answer cell) rows; all prepared rows by question."""
     f = tmp_path / "answers.jsonl"
     f.write_text("\n".join(json.dumps({"question": f"Q{i}?", "answer": c}) for i, c in enumerate(cells)))
-    _set_dataset(name_or_path=str(f), answer_format=fmt)
+    _set_dataset(name_or_path=str(f), answer_format=fmt, non_numeric="keep")  # word answers kept: formats only
     prepare.run(load_params())
     rows = [r for s in ("train", "val", "test") for r in datasets.load_from_disk(f"data/prepared/{s}")]
     assert len(rows) == len(cells)
@@ -150,3 +150,30 @@ def test_answer_format_mismatch_names_row_and_fix(tiny_repo, tmp_path):
     _set_dataset(answer_format="latex")
     with pytest.raises(Exception, match="answer_format"):
         prepare.run(load_params())
+
+
+@pytest.mark.parametrize("content, name", [("", "d.jsonl"), ("\n\n", "d.jsonl"), ("question,answer\n", "d.csv")])
+def test_empty_dataset_file_is_one_line_error(tiny_repo, capsys, content, name):
+    Path(name).write_text(content)
+    _set_dataset(name_or_path=name)
+    assert prepare.main([]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and f"{name!r} has no rows" in err
+    assert not Path("data/prepared").exists()
+
+
+def test_non_numeric_and_too_long_rows_are_dropped_and_counted(tiny_repo, caplog):
+    rows = [{"question": f"What is {i} + {i}?", "answer": f"#### {2 * i}"} for i in range(30)]
+    rows += [{"question": f"Name colour {i}", "answer": "blue"} for i in range(4)]  # non-numeric
+    rows += [{"question": "Add " + "1 " * 400 + f"then {i}", "answer": str(i)} for i in range(3)]  # too long
+    Path("d.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    _set_dataset(name_or_path="d.jsonl")
+    with caplog.at_level("WARNING", logger="moalign.prepare"):
+        metrics = prepare.run(load_params())
+    assert metrics["dropped_non_numeric"] == 4 and metrics["dropped_too_long"] == 3
+    saved = json.loads(Path("metrics/prepare.json").read_text())
+    assert saved["dropped_non_numeric"] == 4 and saved["dropped_too_long"] == 3
+    assert saved["rows_train"] + saved["rows_val"] + saved["rows_test"] == 30
+    assert "not a number" in caplog.text and "max_length" in caplog.text
+    kept = [q for s in ("train", "val", "test") for q in datasets.load_from_disk(f"data/prepared/{s}")["question"]]
+    assert not any(q.startswith(("Name", "Add ")) for q in kept)

@@ -86,6 +86,7 @@ def one_run(job: dict) -> dict:
     hv = hypervolume(np.asarray([sc["point"]]), np.zeros(len(cfg.objectives)))
     return {"strategy": job["strategy"], "seed": job["seed"], "steps": cfg.max_steps, "objectives": cfg.objectives,
             "test_point": sc["point"], "test_se": sc["se"], "test_length": sc["length"], "test_hv": hv,
+            "test_styles": sc["styles"],
             "initial_weights": res.initial_weights, "final_weights": res.final_weights,
             "weights": res.weights, "validation": [{"step": v["step"], "point": v["point"],
                                                     "hypervolume": v.get("hypervolume", 0.0)} for v in res.validation],
@@ -118,17 +119,20 @@ def summarise(runs: list[dict], out: Path) -> None:
         rows.append({"strategy": r["strategy"], "seed": r["seed"], **dict(zip(objs, r["test_point"])),
                      "length": r["test_length"], "hypervolume": r["test_hv"], "weight_shift": shift,
                      "val_hv_final": r["validation"][-1]["hypervolume"],
+                     **{f"style_{k}": v for k, v in r.get("test_styles", {}).items()},
                      **{f"w_{o}": w for o, w in zip(objs, r["final_weights"])}})
     df = pd.DataFrame(rows)
     df.to_csv(out / "summary.csv", index=False)
     print(f"\nseeds {seeds}; steps {runs[0]['steps']}; test: expected rewards of sampled decodes (mean ± sd over seeds)")
-    print("| strategy | " + " | ".join(objs) + " | length | test HV | weight_shift | final weights |")
-    print("|---" * (len(objs) + 5) + "|")
+    print("| strategy | " + " | ".join(objs) + " | length | test HV | weight_shift | final weights | "
+          "styles terse/outline/worked |")
+    print("|---" * (len(objs) + 6) + "|")
     for n in names:
         d = df[df.strategy == n]
         w = " / ".join(f"{d[f'w_{o}'].mean():.2f}" for o in objs)
+        st = " / ".join(f"{d[f'style_{k}'].mean():.2f}" for k in ("terse", "outline", "worked") if f"style_{k}" in d)
         print(f"| {n} | " + " | ".join(ms(d[o]) for o in objs) +
-              f" | {ms(d.length)} | {ms(d.hypervolume)} | {ms(d.weight_shift)} | {w} |")
+              f" | {ms(d.length)} | {ms(d.hypervolume)} | {ms(d.weight_shift)} | {w} | {st} |")
     fixed = [n for n in names if n.startswith("fixed")]
     if fixed:
         best = max(fixed, key=lambda n: df[df.strategy == n].val_hv_final.mean())

@@ -39,7 +39,7 @@ from moalign.data import rows_per_domain
 from moalign.generation import BACKENDS
 from moalign.pareto import dominance_table, excluded_by_reference, hypervolume, non_dominated, steps_to_dominance
 from moalign.schema import StrictModel
-from moalign.text import format_prompt
+from moalign.text import enumerated_lines, format_prompt
 
 
 class EvaluateConfig(StrictModel):
@@ -112,8 +112,21 @@ def score_policy(model, tok, rows: list[dict], objectives: list[str], fns: dict[
         d: {**{o: float(per[o][doms == d].mean()) for o in objectives}, "length": float(lengths[doms == d].mean())}
         for d in sorted(set(doms))
     }
+    out["styles"] = style_shares(gens.texts)
     out["examples"] = [{"prompt": r["question"], "completion": t} for r, t in list(zip(rep, gens.texts))[: 5 * n : n]]
     return out
+
+
+def style_shares(texts: list[str]) -> dict[str, float]:
+    """Shares of response styles by numbered lines: none (terse), 1-2 (outline), >= 3 (worked).
+
+    Descriptive only (what RL moved): the default world's three SFT styles, moalign/data/arith.py.
+    """
+    n = np.asarray([enumerated_lines(t) for t in texts])
+    if not len(n):
+        return {"terse": 0.0, "outline": 0.0, "worked": 0.0}
+    return {"terse": float((n == 0).mean()), "outline": float(((n >= 1) & (n <= 2)).mean()),
+            "worked": float((n >= 3).mean())}
 
 
 def bootstrap_hv_ci(per_prompt: np.ndarray, ref: list[float], n_boot: int, seed: int = 0,

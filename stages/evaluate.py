@@ -104,12 +104,13 @@ def run(params: Params) -> dict[str, object]:
                           "length": m["length"], "length_se": m["length_se"],
                           **dict(zip(objs, m["point"])), **{f"{o}_se": v for o, v in zip(objs, m["se"])},
                           **{f"greedy_{o}": v for o, v in zip(objs, g["point"])}, "greedy_length": g["length"],
+                          **{f"style_{k}": v for k, v in m["styles"].items()},
                           "steps_to_dominance": rep["steps_to_dominance"].get(n)}
             table.append({"policy": n, "measure": cfg.point, **dict(zip(objs, m["point"])),
                           **{f"{o}_se": v for o, v in zip(objs, m["se"])}, "length": m["length"],
                           "length_se": m["length_se"], "hypervolume": rep["hypervolume"][n],
                           "hv_lo": ci[0], "hv_hi": ci[1], "weight_shift": shifts[n],
-                          "on_front": n in rep["non_dominated"],
+                          "on_front": n in rep["non_dominated"], **{f"style_{k}": v for k, v in m["styles"].items()},
                           **{f"greedy_{o}": v for o, v in zip(objs, g["point"])}, "greedy_length": g["length"]})
         points = pd.DataFrame(table)
         with atomic_outputs(PLOTS, METRICS) as (tmp, tmp_metrics):  # all outputs appear together or none

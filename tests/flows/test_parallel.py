@@ -57,9 +57,9 @@ def harness(tmp_path_factory):
 
 @pytest.mark.slow
 def test_parallel_flow_leaves_dvc_status_clean(harness, tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")  # dvc, python
     repo = make_repo(tmp_path / "repo", git=True)
     monkeypatch.chdir(repo)
-    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")  # dvc, python
     monkeypatch.delenv("MOALIGN_PARENT_RUN_ID", raising=False)
     from flows.pipeline import pipeline
 

@@ -5,7 +5,12 @@ produced what (an up-to-date stage is skipped by DVC). The flow opens an MLflow 
 and passes its id to the stage processes in ``MOALIGN_PARENT_RUN_ID``, so every stage run is
 nested under it. Works without a Prefect server (ephemeral mode).
 
+``--parallel N`` runs the independent ``train@*`` stages up to N at once (one GPU each when
+GPUs exist, else an equal share of the CPU threads) and records them with ``dvc commit``, since
+concurrent ``dvc repro`` processes collide on DVC's repo lock: flows/parallel.py says why.
+
     python -m flows.pipeline run [--force]            # run now
+    python -m flows.pipeline run --parallel 2         # up to 2 train@* strategies at once
     python -m flows.pipeline deploy --cron "0 3 * * *" # register a cron deployment
     python -m flows.pipeline serve --cron "0 3 * * *"  # register and serve it (blocks)
 """
@@ -21,6 +26,7 @@ from pathlib import Path
 import yaml
 from prefect import flow, get_run_logger, task
 
+from flows.parallel import groups, run_parallel
 from moalign.config import load_params
 from moalign.tracking import PARENT_ENV, git_commit
 
@@ -57,9 +63,18 @@ def dvc_stage(stage: str, force: bool = False, env: dict[str, str] | None = None
     return stage
 
 
+@task(task_run_name="parallel: {stages}")
+def parallel_stages(stages: list[str], n: int, force: bool = False, env: dict[str, str] | None = None) -> list[str]:
+    """Run independent stages up to ``n`` at once, then record them in dvc.lock (flows/parallel.py)."""
+    logger = get_run_logger()
+    run_parallel(stages, n, env or {}, log=logger.info, force=force)
+    return stages
+
+
 @flow(name="moalign-pipeline")
-def pipeline(stages: list[str] | None = None, force: bool = False, params: str = "params.yaml") -> dict[str, str]:
-    """Run the DAG stage by stage under an MLflow parent run; returns {"parent_run_id", ...}."""
+def pipeline(stages: list[str] | None = None, force: bool = False, params: str = "params.yaml",
+             parallel: int = 1) -> dict[str, str]:
+    """Run the DAG under an MLflow parent run (``parallel`` > 1: train@* stages concurrently)."""
     cfg = load_params(params)  # fail fast, with the key named, before any stage runs
     order = stages or stage_order(params_yaml=params)
     env = {"MOALIGN_PARAMS": params}
@@ -76,8 +91,12 @@ def pipeline(stages: list[str] | None = None, force: bool = False, params: str =
         mlflow.log_param("stages", ",".join(order))
     status = "FAILED"
     try:
-        for s in order:
-            dvc_stage(s, force=force, env=env)
+        for group in groups(order):
+            if parallel > 1 and len(group) > 1:
+                parallel_stages(group, parallel, force=force, env=env)
+            else:
+                for s in group:
+                    dvc_stage(s, force=force, env=env)
         status = "FINISHED"
     finally:
         if mlflow is not None:
@@ -95,13 +114,15 @@ def main(argv: list[str] | None = None) -> int:
     r = sub.add_parser("run", help="run the pipeline now")
     r.add_argument("--force", action="store_true", help="rerun stages even when DVC finds them up to date")
     r.add_argument("--stages", nargs="*", help="subset of stages, in order")
+    r.add_argument("--parallel", type=int, default=1, metavar="N",
+                   help="run up to N independent train@* stages at once (one GPU each, or cores // N threads)")
     for n in ("deploy", "serve"):
         p = sub.add_parser(n, help=f"{n} a cron-scheduled deployment")
         p.add_argument("--cron", required=True, help='cron string, e.g. "0 3 * * *"')
         p.add_argument("--name", default="moalign-pipeline-cron")
     a = ap.parse_args(argv)
     if a.cmd == "run":
-        print(pipeline(stages=a.stages, force=a.force))
+        print(pipeline(stages=a.stages, force=a.force, parallel=max(1, a.parallel)))
     elif a.cmd == "deploy":
         print(deployment(a.cron, a.name).apply())
     else:

@@ -31,13 +31,23 @@ DEBUG_ENV = "MOALIGN_DEBUG"
 QUIET_LOGGERS = ("httpx", "httpx2", "httpcore", "openai", "urllib3")
 
 
+THREADS_ENV = "MOALIGN_THREADS"
+
+
 def seed_everything(seed: int, threads: int = 0) -> None:
-    """The one seeding block: python, numpy and torch from ``base.seed``."""
+    """The one seeding block: python, numpy and torch from ``base.seed``; torch CPU threads.
+
+    ``$MOALIGN_THREADS`` (set by ``flows.pipeline run --parallel N`` to share the cores between
+    N concurrent stages) overrides ``base.threads``: it is not a param, so ``dvc.lock`` does not record
+    it and a stage run with it is not out of date.
+    """
     import torch
 
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+    env = os.environ.get(THREADS_ENV, "").strip()
+    threads = int(env) if env.isdigit() and int(env) > 0 else threads
     if threads:
         torch.set_num_threads(threads)
 

@@ -1,7 +1,12 @@
 """train stage: ``python -m stages.train --strategy NAME`` -> models/train/NAME (policy, snapshots, history).
 
 Runs on CPU here and on CUDA/bf16 through ``accelerate`` (``accelerate launch -m stages.train
---strategy NAME`` for several GPUs). Resumable checkpoints live in ``checkpoints/train/NAME``.
+--strategy NAME`` for several GPUs or processes; docs/scale-out.md). Resumable checkpoints live in
+``checkpoints/train/NAME``. With several processes only rank 0 opens the MLflow run and writes
+checkpoints, snapshots and outputs; the other ranks train in lockstep and write nothing.
+
+Test hook: ``MOALIGN_STOP_AFTER=<step>`` stops every rank right after the checkpoint of that
+step (a deterministic stand-in for a kill; exit code 1), so a test can resume from it.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ import copy
 import csv
 import io
 import logging
+import os
 from pathlib import Path
 
 import datasets
@@ -53,11 +59,13 @@ def run(params: Params, strategy: str) -> dict[str, float]:
     logged = flatten(params.section("train"), "train") | {"base.seed": base.seed, "strategy": strategy}
     tags = {"moalign.strategy": strategy, "moalign.estimator": cfg.estimator,
             "moalign.weighting": strategy.partition("-")[0]}
-    with stage_run("train", base.tracking, logged, run_name=f"train@{strategy}", tags=tags) as tr:
-        from accelerate import Accelerator
+    from accelerate import Accelerator
 
-        bf16 = dtype == torch.bfloat16 and device.type == "cuda"
-        acc = Accelerator(cpu=device.type == "cpu", mixed_precision="bf16" if bf16 else "no")
+    bf16 = dtype == torch.bfloat16 and device.type == "cuda"
+    acc = Accelerator(cpu=device.type == "cpu", mixed_precision="bf16" if bf16 else "no")
+    # one MLflow run per strategy: ranks > 0 track nothing
+    tracking = base.tracking if acc.is_main_process else base.tracking.model_copy(update={"enabled": False})
+    with stage_run("train", tracking, logged, run_name=f"train@{strategy}", tags=tags) as tr:
         tok = load_tokenizer(SFT)
         model = load_policy(SFT, dtype=dtype).to(acc.device)
         ref = copy.deepcopy(model).eval().requires_grad_(False) if cfg.kl_coef > 0 else None
@@ -67,15 +75,18 @@ def run(params: Params, strategy: str) -> dict[str, float]:
                                      "sft": (SFT / "model.safetensors").stat().st_mtime_ns
                                      if (SFT / "model.safetensors").exists() else 0})
         snaps = Path("checkpoints/train") / f"{strategy}-snapshots"
-        if checkpoint.latest(ckpt, fp) is None:
+        if acc.is_main_process and checkpoint.latest(ckpt, fp) is None:
             checkpoint.clear(snaps)  # snapshots of an unfinished run with other params
+        acc.wait_for_everyone()
 
         def snapshot(step: int, policy) -> None:
             with atomic_path(snaps / f"step-{step:05d}") as tmp:
                 policy.save_pretrained(tmp, safe_serialization=True)
 
+        stop = os.environ.get("MOALIGN_STOP_AFTER", "").strip()  # test hook (module docstring)
         res = train(cfg, strategy, model, tok, train_rows, val_rows, base.seed, accelerator=acc, ref_model=ref,
-                    ckpt_dir=ckpt, fingerprint=fp, log_fn=tr.log_metrics, snapshot_fn=snapshot)
+                    ckpt_dir=ckpt, fingerprint=fp, log_fn=tr.log_metrics, snapshot_fn=snapshot,
+                    stop_after=int(stop) if stop else None)
         if not acc.is_main_process:
             return {}
         final = {k: v for k, v in res.history[-1].items() if k != "step"}

@@ -20,6 +20,11 @@ coordinate is maximised in [0, 1] (the paper minimises raw length), and by defau
 expected rewards under the sampling distribution rather than greedy decodes (greedy points hardly
 move while the policy's distribution does; moalign/evaluate.py); the hypervolume reference is
 set by ``train.weighting.reference`` (weighting.py).
+
+Several processes (``accelerate launch --num_processes N -m stages.train``): each rank samples
+its own prompts, the prepared model averages gradients, the gradient strategy averages the
+per-objective gradient matrix, reward states and validation points are synchronised, and only
+rank 0 writes checkpoints and snapshots (moalign/rl/distributed.py; docs/scale-out.md).
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from tqdm.auto import tqdm
 from moalign import checkpoint
 from moalign.evaluate import score_policy
 from moalign.generation import BACKENDS, token_logprobs
+from moalign.rl import distributed as dist
 from moalign.rl.config import TrainConfig
 from moalign.rl.estimators import combine_advantages, policy_loss
 from moalign.rl.rewards import make_reward
@@ -145,17 +151,23 @@ def train(
     policy = _unwrap(model, accelerator)
     if start == 0:
         res.initial_weights = weighting.weights().tolist()
-        p0 = validation_point(policy, tok, cfg, fns, val_rows, step_seed(seed, 0, 2000))
+        p0 = dist.broadcast_point(validation_point(policy, tok, cfg, fns, val_rows, step_seed(seed, 0, 2000)),
+                                  accelerator)
         res.validation.append({"step": 0, "point": p0.tolist(), **weighting.observe_validation(p0, 0)})
-    rank = accelerator.process_index if accelerator is not None else 0
+    rank = dist.rank_of(accelerator)
+    sampled: dict[int, list[int]] = {}  # step -> this rank's prompt indices (the rank dump)
     bar = tqdm(range(start, cfg.max_steps), initial=start, total=cfg.max_steps, desc=f"train@{strategy}",
                mininterval=5, disable=rank != 0)
     for step in bar:
         rng = np.random.default_rng(step_seed(seed, step, rank))
-        rows = [train_rows[i] for i in rng.integers(0, len(train_rows), B) for _ in range(G)]  # (B*G,)
+        idx = rng.integers(0, len(train_rows), B).tolist()
+        sampled[step + 1] = idx
+        rows = [train_rows[i] for i in idx for _ in range(G)]  # (B*G,)
         g = gen(policy, tok, [format_prompt(r["question"]) for r in rows], cfg.max_new_tokens, True,
                 cfg.temperature, cfg.top_p, seed=step_seed(seed, step, 1000 + rank))
+        before = dist.reward_states(fns)
         rewards = score(cfg.objectives, fns, g.texts, rows, g.lengths, G)  # (B*G, K)
+        dist.sync_reward_state(fns, before, accelerator)
         r3 = rewards.view(B, G, K).to(device)  # (B, G, K)
         ids, mask, cmask = g.ids.to(device), g.mask.to(device), g.completion_mask[:, 1:].to(device)
         model.train()
@@ -196,7 +208,8 @@ def train(
                         "charts/advantage_scale": float(weighting.advantage_scale()),
                         "rewards/weighted/mean": float((rewards * w.cpu()).sum(-1).mean())})
         if done % cfg.eval_every == 0 or done == cfg.max_steps:
-            pt = validation_point(policy, tok, cfg, fns, val_rows, step_seed(seed, done, 2000))
+            pt = dist.broadcast_point(validation_point(policy, tok, cfg, fns, val_rows, step_seed(seed, done, 2000)),
+                                      accelerator)
             info = weighting.observe_validation(pt, done)
             res.validation.append({"step": done, "point": pt.tolist(), **info})
             metrics.update({f"eval/{o}": float(v) for o, v in zip(cfg.objectives, pt)})
@@ -205,16 +218,23 @@ def train(
         res.weights.append(w.tolist())
         log_fn(metrics, done)
         bar.set_postfix(reward=f"{metrics['rewards/weighted/mean']:.3f}", len=f"{np.mean(g.lengths):.0f}")
-        if snapshot_fn is not None and done % cfg.snapshot_every == 0 and done < cfg.max_steps:
+        if snapshot_fn is not None and done % cfg.snapshot_every == 0 and done < cfg.max_steps \
+                and dist.is_main(accelerator):
             snapshot_fn(done, policy)
         if ckpt_dir and (done % cfg.checkpoint_every == 0) and done < cfg.max_steps:
-            checkpoint.save(ckpt_dir, done, fingerprint, {
-                "model": _unwrap(model, accelerator).state_dict(), "optimizer": opt.state_dict(),
-                "weighting": weighting.state_dict(), "result": res,
-                "rewards": {o: f.state_dict() for o, f in fns.items() if hasattr(f, "state_dict")}})
+            if dist.is_main(accelerator):  # one writer; the state is identical on every rank
+                checkpoint.save(ckpt_dir, done, fingerprint, {
+                    "model": _unwrap(model, accelerator).state_dict(), "optimizer": opt.state_dict(),
+                    "weighting": weighting.state_dict(), "result": res, "rewards": dist.reward_states(fns)})
+            dist.barrier(accelerator)  # nobody runs ahead (or stops) before the checkpoint is complete
             if stop_after is not None and done >= stop_after:
                 raise KilledForTest(f"stopped after step {done}")
     res.final_weights = weighting.weights().tolist()
+    dist.dump_rank_state(accelerator, policy, {
+        "start": start, "sampled": sampled, "final_weights": res.final_weights, "weights": res.weights,
+        "validation": [{k: v for k, v in x.items() if k in ("step", "point")} for x in res.validation],
+        "grad_norm": [h["charts/grad_norm"] for h in res.history],
+        "local_loss": [h["losses/policy"] for h in res.history], "rewards_state": dist.reward_states(fns)})
     return res
 
 

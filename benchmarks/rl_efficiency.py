@@ -91,7 +91,9 @@ def one_run(job: dict) -> dict:
             "weights": res.weights, "validation": [{"step": v["step"], "point": v["point"],
                                                     "hypervolume": v.get("hypervolume", 0.0)} for v in res.validation],
             "rollout_length": [h["charts/completion_length"] for h in res.history],
-            "rollout_accuracy": [h.get("rewards/accuracy/mean") for h in res.history]}
+            "rollout_accuracy": [h.get("rewards/accuracy/mean") for h in res.history],
+            "influence_shares": [[h.get(f"influence_share/{o}") for o in cfg.objectives] for h in res.history],
+            "kl": [h.get("losses/kl") for h in res.history]}
 
 
 def ms(x) -> str:
@@ -190,6 +192,7 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=4, help="sampled decodes per test prompt")
     ap.add_argument("--test-rows", type=int, default=32, help="test prompts per domain")
     ap.add_argument("--jobs", type=int, default=1, help="trainings at once (threads split over 2 cores)")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads per training (default 2 // jobs)")
     ap.add_argument("--out", default="benchmarks/results/rl_efficiency")
     ap.add_argument("--summary-only", action="store_true")
     a = ap.parse_args()
@@ -202,7 +205,7 @@ def main() -> None:
     strategies = a.strategies or load_params(ROOT / "params.yaml").train.strategies
     done = {(r["strategy"], r["seed"]) for r in runs}
     jobs = [{"strategy": s, "seed": seed, "steps": a.steps, "set": a.set, "samples": a.samples,
-             "test_rows": a.test_rows, "threads": max(1, 2 // a.jobs)}
+             "test_rows": a.test_rows, "threads": a.threads or max(1, 2 // a.jobs)}
             for seed in a.seeds for s in strategies if (s, seed) not in done]
     if not a.summary_only and jobs:
         with ProcessPoolExecutor(a.jobs) as ex:

@@ -94,11 +94,13 @@ def score_policy(model, tok, rows: list[dict], objectives: list[str], fns: dict[
             "domain": [r["domain"] for r in rep], "completion_lengths": gens.lengths, "group_size": n}
     lengths = np.asarray(gens.lengths, dtype=float).reshape(len(rows), n).mean(1)  # (P,)
     per: dict[str, np.ndarray] = {}  # objective -> (P,) per-prompt means
+    raw: dict[str, np.ndarray] = {}  # objective -> (P * n,) per-sample rewards
     for o in objectives:
         if o.startswith("conciseness"):
             per[o] = 1.0 - lengths / max_new_tokens
         else:
-            per[o] = np.asarray(fns[o](gens.texts, **cols), dtype=float).reshape(len(rows), n).mean(1)
+            raw[o] = np.asarray(fns[o](gens.texts, **cols), dtype=float)
+            per[o] = raw[o].reshape(len(rows), n).mean(1)
     doms = np.asarray([r["domain"] for r in rows])
     P = len(rows)
     se = [float(per[o].std(ddof=1) / np.sqrt(P)) if P > 1 else 0.0 for o in objectives]
@@ -112,21 +114,26 @@ def score_policy(model, tok, rows: list[dict], objectives: list[str], fns: dict[
         d: {**{o: float(per[o][doms == d].mean()) for o in objectives}, "length": float(lengths[doms == d].mean())}
         for d in sorted(set(doms))
     }
-    out["styles"] = style_shares(gens.texts)
+    out["styles"] = style_shares(gens.texts, raw.get("accuracy"))
     out["examples"] = [{"prompt": r["question"], "completion": t} for r, t in list(zip(rep, gens.texts))[: 5 * n : n]]
     return out
 
 
-def style_shares(texts: list[str]) -> dict[str, float]:
-    """Shares of response styles by numbered lines: none (terse), 1-2 (outline), >= 3 (worked).
+def style_shares(texts: list[str], accuracy: np.ndarray | None = None) -> dict[str, float]:
+    """Shares of response styles by numbered lines: none (terse), 1-2 (outline), >= 3 (worked),
+    and with per-sample ``accuracy`` each style's accuracy (``<style>_accuracy``, NaN if unused).
 
-    Descriptive only (what RL moved): the default world's three SFT styles, moalign/data/arith.py.
+    Descriptive only: what RL moved (the style mix) vs what SFT taught (accuracy within a style);
+    the styles are the default world's three SFT styles, moalign/data/arith.py.
     """
     n = np.asarray([enumerated_lines(t) for t in texts])
     if not len(n):
         return {"terse": 0.0, "outline": 0.0, "worked": 0.0}
-    return {"terse": float((n == 0).mean()), "outline": float(((n >= 1) & (n <= 2)).mean()),
-            "worked": float((n >= 3).mean())}
+    masks = {"terse": n == 0, "outline": (n >= 1) & (n <= 2), "worked": n >= 3}
+    out = {k: float(m.mean()) for k, m in masks.items()}
+    if accuracy is not None:
+        out |= {f"{k}_accuracy": float(accuracy[m].mean()) if m.any() else float("nan") for k, m in masks.items()}
+    return out
 
 
 def bootstrap_hv_ci(per_prompt: np.ndarray, ref: list[float], n_boot: int, seed: int = 0,

@@ -1,7 +1,8 @@
 """SFT core: warm-start the policy on the balanced mixture so RL has signal.
 
-The batch sampler follows the balance plan (phases and loss weights); the loss is the
-token-mean cross-entropy of each completion, multiplied by its domain's loss weight
+The batch sampler follows the balance plan (phases and loss weights); the loss (``sft.loss``,
+default ``token_mean``) is the cross-entropy of every target token of the batch, each token
+multiplied by its domain's loss weight
 (1 except for scalarization), averaged over the batch. Evaluation reports per-domain
 validation loss and accuracy of greedy answers, graded by :func:`moalign.grading.grade`
 (the grader of the RL accuracy reward and of evaluation).
@@ -13,7 +14,7 @@ import logging
 import math
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 import torch
 from pydantic import Field
@@ -52,6 +53,12 @@ class SFTConfig(StrictModel):
     eval_rows: int = Field(64, ge=1, description="Validation rows per domain in each eval pass.")
     max_new_tokens: int = Field(160, ge=1, description="Generation budget of the greedy eval.")
     checkpoint_every: int = Field(300, ge=1, description="Steps between resumable checkpoints.")
+    loss: Literal["token_mean", "sequence_mean"] = Field(
+        "token_mean", description="token_mean: every target token of the batch weighs the same (HF/TRL's "
+        "default); sequence_mean: each sequence's token mean, then the batch mean (short targets weigh more per "
+        "token, so with mixed-length styles the short style's first token dominates: measured 52% terse "
+        "samples from 25% terse data)."
+    )
     lora: LoraConfig = Field(default_factory=LoraConfig)
 
 
@@ -76,20 +83,31 @@ def collate(encoded: list[tuple[list[int], list[int]]], pad_id: int) -> dict[str
     return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
 
-def per_sequence_loss(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """(B,) token-mean cross-entropy of each sequence's completion."""
+def sequence_ce(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B,) summed cross-entropy of each sequence's completion tokens, and (B,) their counts."""
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
     labels = batch["labels"][:, 1:]
     ce = torch.nn.functional.cross_entropy(
         logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100, reduction="none"
     ).view(labels.shape)
     valid = (labels != -100).float()
-    return (ce * valid).sum(-1) / valid.sum(-1).clamp(min=1)
+    return (ce * valid).sum(-1), valid.sum(-1)
+
+
+def per_sequence_loss(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """(B,) token-mean cross-entropy of each sequence's completion."""
+    total, n = sequence_ce(model, batch)
+    return total / n.clamp(min=1)
 
 
 def weighted_loss(per_seq: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """Scalarization (Upsample-or-Upweight eq. for w_i): mean_b w_{d(b)} * loss_b."""
+    """Scalarization (Upsample-or-Upweight eq. for w_i): mean_b w_{d(b)} * loss_b (sequence mean)."""
     return (per_seq * weights).mean()
+
+
+def weighted_token_loss(total: torch.Tensor, n: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """sum_b w_{d(b)} * CE_b / sum_b n_b: every target token weighs the same (times its domain weight)."""
+    return (total * weights).sum() / n.sum().clamp(min=1)
 
 
 def lr_lambda(warmup: int, total: int) -> Callable[[int], float]:
@@ -152,7 +170,11 @@ def train_sft(model, tok, encoded: list, sampler, cfg: SFTConfig, val_rows: list
     for step in tqdm(range(start, cfg.max_steps), initial=start, total=cfg.max_steps, desc="sft", mininterval=5):
         idx, weights = sampler.batch(step)
         batch = {k: v.to(device) for k, v in collate([encoded[i] for i in idx], tok.pad_token_id).items()}
-        loss = weighted_loss(per_sequence_loss(model, batch), torch.tensor(weights, device=device))
+        w = torch.tensor(weights, device=device)
+        if cfg.loss == "token_mean":
+            loss = weighted_token_loss(*sequence_ce(model, batch), w)
+        else:
+            loss = weighted_loss(per_sequence_loss(model, batch), w)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)

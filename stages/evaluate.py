@@ -98,13 +98,13 @@ def run(params: Params) -> dict[str, object]:
         table = []
         for n, r in results.items():
             m, g = r[cfg.point], r["greedy"]
-            ci = bootstrap_hv_ci(m["per_prompt"], ref, cfg.bootstrap, base.seed)
+            ci = [None if x != x else x for x in bootstrap_hv_ci(m["per_prompt"], ref, cfg.bootstrap, base.seed)]
             metrics[n] = {"hypervolume": rep["hypervolume"][n], "hypervolume_ci": ci,
                           "weight_shift": shifts[n], "on_front": n in rep["non_dominated"],
                           "length": m["length"], "length_se": m["length_se"],
                           **dict(zip(objs, m["point"])), **{f"{o}_se": v for o, v in zip(objs, m["se"])},
                           **{f"greedy_{o}": v for o, v in zip(objs, g["point"])}, "greedy_length": g["length"],
-                          **{f"style_{k}": v for k, v in m["styles"].items()},
+                          **{f"style_{k}": (None if v != v else v) for k, v in m["styles"].items()},
                           "steps_to_dominance": rep["steps_to_dominance"].get(n)}
             table.append({"policy": n, "measure": cfg.point, **dict(zip(objs, m["point"])),
                           **{f"{o}_se": v for o, v in zip(objs, m["se"])}, "length": m["length"],

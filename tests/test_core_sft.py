@@ -1,12 +1,14 @@
 """sft core, generation and checkpoint helpers on a 1-layer model."""
 
+import pytest
 import torch
 
 from moalign import checkpoint
 from moalign.data.arith import corpus, generate, solve
 from moalign.generation import hf_generate, position_ids, token_logprobs
 from moalign.modeling import tiny_config, train_tokenizer
-from moalign.sft import collate, encode_rows, evaluate_policy, per_sequence_loss, weighted_loss
+from moalign.sft import (collate, encode_rows, evaluate_policy, per_sequence_loss, sequence_ce, weighted_loss,
+                         weighted_token_loss)
 from moalign.grading import extract_answer
 from moalign.text import format_completion
 
@@ -52,6 +54,13 @@ def test_loss_masks_prompt_and_weights():
     assert per.shape == (3,)
     w = torch.tensor([1.0, 0.0, 0.0])
     assert torch.allclose(weighted_loss(per, w), per[0] / 3)
+    total, n = sequence_ce(model, b)
+    assert torch.allclose(total / n, per)
+    w = torch.tensor([1.0, 2.0, 0.5])  # token mean: sum_b w_b CE_b / sum_b n_b, computed by hand
+    assert torch.allclose(weighted_token_loss(total, n, w), (total * w).sum() / n.sum())
+    t, c = torch.tensor([4.0, 9.0]), torch.tensor([2.0, 9.0])  # per-sequence means 2 and 1: they differ
+    assert weighted_token_loss(t, c, torch.ones(2)).item() == pytest.approx(13 / 11)
+    assert weighted_loss(t / c, torch.ones(2)).item() == pytest.approx(1.5)
 
 
 def test_position_ids_left_padding():

@@ -115,7 +115,7 @@ class WeightingConfig(StrictModel):
         "share", description="Gradient strategy: mirror descent on influence shares I_i/||G||^2 with step "
         "grad_step (default), or on raw influences with step lr/mu (the authors)."
     )
-    grad_step: float = Field(0.5, gt=0, description="Mirror-descent step on influence shares (influence: share).")
+    grad_step: float = Field(0.2, gt=0, description="Mirror-descent step on influence shares (influence: share).")
     mu: float = Field(1e-3, gt=0, description="influence raw: mirror-descent regularisation (authors' "
                       "regularization_factor); step = lr / mu.")
     grad_lr: float | None = Field(None, gt=0, description="influence raw: mirror-descent lr; null = the policy lr.")

@@ -90,3 +90,11 @@ def test_layer_selection_matching_nothing(setup):
     _, _, model = setup
     with pytest.raises(ValueError, match="train.grad_layers"):
         select_params(model, ["no_such_layer"])
+
+
+def test_preset_strategy_names_set_the_fixed_weights(setup):
+    rows, tok, model = setup
+    res = train(cfg(max_steps=1, val_samples=2), "fixed-efficiency", copy.deepcopy(model), tok, rows["train"],
+                rows["val"], seed=0)
+    assert res.weights == [[0.25, 0.375, 0.375]] and res.final_weights == res.initial_weights
+    assert res.validation[0]["step"] == 0 and len(res.validation[0]["point"]) == 3

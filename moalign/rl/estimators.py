@@ -14,8 +14,9 @@ Shapes: rewards (B, G) = B prompts x G rollouts each; per-objective rewards (B, 
 Order of aggregation (``train.aggregation``, TRL's names): ``sum_then_normalize`` applies the
 estimator to the scalarised reward sum_k w_k r_k (the authors' verl code, TRL's default);
 ``normalize_then_sum`` normalises *per objective* and then scalarises, A = sum_k w_k A_k with
-A_k = estimator(r[..., k]) (:func:`combine_advantages`). The default is chosen from seeded runs
-on the default world (README, "Decisions"). Arguments for normalise-then-sum: (1) "total gradient = weighted sum of per-objective gradients" then
+A_k = estimator(r[..., k]) (:func:`combine_advantages`). The default is normalise-then-sum, for
+the reasons below (README, "Decisions"; a seeded comparison of both orders on the default world
+is still to be run). Arguments for normalise-then-sum: (1) "total gradient = weighted sum of per-objective gradients" then
 holds exactly (with clipping off), which is what the gradient-based weighting assumes (the
 authors disable PPO clipping for the same reason); (2) the weights keep their meaning under
 group normalisation: with normalise-after-scalarise, an objective with a tiny within-group

@@ -207,7 +207,6 @@ class Weighting:
         self.ref: np.ndarray | None = None  # (K,)
         self.buffer: list[np.ndarray] = []  # non-dominated validation points, each (K,)
         self.meta = 1.0
-        self.hv_before = 0.0  # HV(buffer) before the latest validation point (relative gain)
 
     def weights(self) -> np.ndarray:
         return self.w.copy()
@@ -231,9 +230,7 @@ class Weighting:
             self.ref = np.zeros_like(p) if self.cfg.reference == "origin" else p - self.cfg.ref_margin
             self.buffer = [p.copy()]
             return {"hypervolume": self._hv(self.buffer), "delta_hv": 0.0, "meta": 1.0}
-        hv_before = self._hv(self.buffer)
         delta = max(hv_gain(self.buffer, p, self.ref), 0.0)
-        self.hv_before = hv_before
         info = self._react(p, delta)  # before the buffer changes: the split compares with it
         if delta > 0:
             pts = np.asarray(self.buffer + [p])
@@ -276,8 +273,9 @@ class HypervolumeGuided(Weighting):
         return self.meta if self.cfg.hv_apply == "reward" else 1.0
 
     def _unit(self) -> float:
-        """Divisor of dHV: HV(buffer) when ``hv_relative`` and positive, else 1 (module docstring)."""
-        hv = self.hv_before
+        """Divisor of dHV: HV(buffer), before the new point joins it, when ``hv_relative`` and positive,
+        else 1 (module docstring)."""
+        hv = self._hv(self.buffer)
         return hv if self.cfg.hv_relative and hv > 0 else 1.0
 
     def _react(self, point: np.ndarray, delta: float) -> dict[str, float]:

@@ -33,7 +33,7 @@ from __future__ import annotations
 from typing import Callable, Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from moalign.data import rows_per_domain
 from moalign.generation import BACKENDS
@@ -63,7 +63,15 @@ class EvaluateConfig(StrictModel):
     baseline: str = Field("best_fixed", description="Strategy whose final policy is the steps-to-dominance "
                           "target; 'best_fixed' = the fixed-* strategy with the largest hypervolume.")
     match_tol: float = Field(0.0, ge=0, description="Tolerance for 'matches' in steps-to-dominance.")
+    generation_backend: str = Field("fast", description="Decoding engine (generation BACKENDS registry): fast | hf.")
     include_snapshots: bool = Field(True, description="Also score intermediate snapshots (steps-to-dominance).")
+
+    @field_validator("generation_backend")
+    @classmethod
+    def _backend(cls, v: str) -> str:
+        if v not in BACKENDS:
+            raise ValueError(f"generation_backend {v!r} is unknown; valid: {', '.join(BACKENDS.names())}")
+        return v
 
 
 def pick_rows(rows: list[dict], per_domain: int) -> list[dict]:
@@ -75,7 +83,7 @@ def pick_rows(rows: list[dict], per_domain: int) -> list[dict]:
 
 
 def score_policy(model, tok, rows: list[dict], objectives: list[str], fns: dict[str, Callable],
-                 max_new_tokens: int, backend: str = "hf", samples: int = 0, temperature: float = 1.0,
+                 max_new_tokens: int, backend: str = "fast", samples: int = 0, temperature: float = 1.0,
                  seed: int = 0) -> dict[str, object]:
     """Objective means overall and per domain, mean length and standard errors, for one policy.
 

@@ -1,5 +1,7 @@
 """Generation backends (a registry, so vLLM or another engine can be added) and sequence log-probs.
 
+``fast`` (moalign/fastgen.py, the default rollout engine) is our own KV-cached sampling loop;
+
 ``hf`` batches prompts with left padding through ``model.generate``. Position ids are
 derived from the attention mask in :func:`position_ids`, the same rule ``generate``
 uses, so the log-probs the trainer recomputes match those of the rollout.
@@ -57,6 +59,16 @@ def hf_generate(
         )
         p = enc["input_ids"].shape[1]
         chunks.append((enc["input_ids"], enc["attention_mask"].long(), gen[:, p:]))
+    if was_training:
+        model.train()
+    return assemble(tok, chunks)
+
+
+def assemble(tok, chunks: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]) -> Generations:
+    """(prompt ids (n, p), prompt mask (n, p), completion ids (n, t)) chunks -> one ``Generations``.
+
+    Prompts are left-padded to the longest, completions right-padded; tokens after the first EOS
+    become padding and leave the masks."""
     P = max(c[0].shape[1] for c in chunks)
     T = max(c[2].shape[1] for c in chunks)
     pad = tok.pad_token_id
@@ -73,13 +85,32 @@ def hf_generate(
         cmask_rows.append(torch.cat([torch.zeros_like(F.pad(pmask, (lp, 0))), F.pad(cmask, (0, rp))], 1))
         lengths += cmask.sum(-1).tolist()
         texts += tok.batch_decode(comp.masked_fill(is_eos, pad), skip_special_tokens=True)
-    if was_training:
-        model.train()
     return Generations(texts, torch.cat(ids_rows), torch.cat(mask_rows), torch.cat(cmask_rows), lengths)
 
 
-def token_logprobs(model, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """(N, L) ids -> (N, L) log p(ids[t] | ids[<t]); column 0 is 0 (it has no context)."""
+def token_logprobs(model, ids: torch.Tensor, mask: torch.Tensor, buckets: int = 1) -> torch.Tensor:
+    """(N, L) ids -> (N, L) log p(ids[t] | ids[<t]); column 0 is 0 (it has no context).
+
+    ``buckets`` > 1 sorts rows by their number of real tokens and runs the model on that many
+    groups, each cut to the columns where it has real tokens: the same numbers (and gradients)
+    without computing over the padding that one ragged batch carries (rollouts that stop early).
+    """
+    if buckets <= 1 or ids.shape[0] < 2:
+        return _token_logprobs(model, ids, mask)
+    L = ids.shape[1]
+    order = mask.sum(-1).argsort(stable=True)
+    parts = []
+    for rows in order.tensor_split(min(buckets, ids.shape[0])):
+        cols = mask[rows].any(0).nonzero().squeeze(-1)
+        c0, c1 = int(cols[0]), int(cols[-1]) + 1
+        lp = _token_logprobs(model, ids[rows, c0:c1], mask[rows, c0:c1])
+        parts.append(torch.nn.functional.pad(lp, (c0, L - c1)))
+    return torch.cat(parts).index_select(0, order.argsort())
+
+
+def _token_logprobs(model, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     logits = model(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask)).logits
     logp = torch.log_softmax(logits[:, :-1].float(), -1).gather(-1, ids[:, 1:, None]).squeeze(-1)
     return torch.nn.functional.pad(logp, (1, 0))
+
+from moalign import fastgen as _fastgen  # noqa: E402,F401  (registers the ``fast`` backend)

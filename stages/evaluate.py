@@ -62,10 +62,10 @@ def run(params: Params) -> dict[str, object]:
             model = load_policy(path, dtype=dtype).to(device)
             out = {}
             if both or cfg.point == "sampled":
-                out["sampled"] = score_policy(model, tok, rows, objs, fns, cfg.max_new_tokens, samples=cfg.samples,
+                out["sampled"] = score_policy(model, tok, rows, objs, fns, cfg.max_new_tokens, cfg.generation_backend, samples=cfg.samples,
                                               temperature=cfg.temperature, seed=base.seed)
             if both or cfg.point == "greedy":
-                out["greedy"] = score_policy(model, tok, rows, objs, fns, cfg.max_new_tokens)
+                out["greedy"] = score_policy(model, tok, rows, objs, fns, cfg.max_new_tokens, cfg.generation_backend)
             return out
 
         results: dict[str, dict] = {"sft": score(SFT)}

@@ -59,7 +59,9 @@ class TrainConfig(StrictModel):
     )
     snapshot_every: int = Field(10, ge=1, description="Steps between saved policy snapshots (evaluate scores them).")
     checkpoint_every: int = Field(10, ge=1, description="Steps between resumable checkpoints.")
-    generation_backend: str = Field("hf", description="Rollout engine (generation BACKENDS registry).")
+    logprob_buckets: int = Field(4, ge=1, description="Length-sorted groups the log-prob forward runs in, each cut "
+                                 "to its own real tokens (1 = one padded batch; same numbers, less padding).")
+    generation_backend: str = Field("fast", description="Rollout engine (generation BACKENDS registry): fast (our KV-cached loop, moalign/fastgen.py) | hf (model.generate).")
 
     @field_validator("objectives")
     @classmethod

@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import logging
 import re
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -62,6 +64,23 @@ class TrainResult:
     weights: list[list[float]] = field(default_factory=list)  # weights used at each step
     initial_weights: list[float] = field(default_factory=list)
     final_weights: list[float] = field(default_factory=list)  # after the last update/validation
+
+
+class PhaseClock:
+    """Wall seconds per phase of one step (``perf/<phase>_s`` metrics; benchmarks/rl_throughput.py)."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, phase: str):
+        t = time.perf_counter()
+        yield
+        self.seconds[phase] = self.seconds.get(phase, 0.0) + time.perf_counter() - t
+
+    def pop(self) -> dict[str, float]:
+        out, self.seconds = {f"perf/{k}_s": v for k, v in self.seconds.items()}, {}
+        return out
 
 
 def step_seed(seed: int, step: int, index: int = 0) -> int:
@@ -158,45 +177,45 @@ def train(
     sampled: dict[int, list[int]] = {}  # step -> this rank's prompt indices (the rank dump)
     bar = tqdm(range(start, cfg.max_steps), initial=start, total=cfg.max_steps, desc=f"train@{strategy}",
                mininterval=5, disable=rank != 0)
+    clock = PhaseClock()
     for step in bar:
         rng = np.random.default_rng(step_seed(seed, step, rank))
         idx = rng.integers(0, len(train_rows), B).tolist()
         sampled[step + 1] = idx
         rows = [train_rows[i] for i in idx for _ in range(G)]  # (B*G,)
-        g = gen(policy, tok, [format_prompt(r["question"]) for r in rows], cfg.max_new_tokens, True,
-                cfg.temperature, cfg.top_p, seed=step_seed(seed, step, 1000 + rank))
-        before = dist.reward_states(fns)
-        rewards = score(cfg.objectives, fns, g.texts, rows, g.lengths, G)  # (B*G, K)
-        dist.sync_reward_state(fns, before, accelerator)
+        with clock("generation"):
+            g = gen(policy, tok, [format_prompt(r["question"]) for r in rows], cfg.max_new_tokens, True,
+                    cfg.temperature, cfg.top_p, seed=step_seed(seed, step, 1000 + rank))
+        with clock("scoring"):
+            before = dist.reward_states(fns)
+            rewards = score(cfg.objectives, fns, g.texts, rows, g.lengths, G)  # (B*G, K)
+            dist.sync_reward_state(fns, before, accelerator)
         r3 = rewards.view(B, G, K).to(device)  # (B, G, K)
         ids, mask, cmask = g.ids.to(device), g.mask.to(device), g.completion_mask[:, 1:].to(device)
         model.train()
-        logp = token_logprobs(model, ids, mask)[:, 1:]  # (N, L-1)
-        old = logp.detach()
-        ref = token_logprobs(ref_model, ids, mask)[:, 1:].detach() if ref_model is not None and cfg.kl_coef > 0 else None
+        with clock("forward"):
+            logp = token_logprobs(model, ids, mask, cfg.logprob_buckets)[:, 1:]  # (N, L-1)
+            old = logp.detach()
+            with torch.no_grad():
+                ref = token_logprobs(ref_model, ids, mask, cfg.logprob_buckets)[:, 1:] \
+                    if ref_model is not None and cfg.kl_coef > 0 else None
         metrics: dict[str, float] = {}
         if weighting.needs_objective_grads:
-            gs = []
-            for k in range(K):  # g_k: objective k's own (normalised) advantages, whatever the aggregation
-                adv_k = combine_advantages(r3, torch.eye(K, device=device)[k], cfg.estimator, std=cfg.std).reshape(-1)
-                loss_k, _ = policy_loss(logp, old, adv_k, cmask, None, None, 0.0)
-                grads = torch.autograd.grad(loss_k, all_params, retain_graph=True, allow_unused=True)
-                grads = [gr if gr is not None else torch.zeros_like(p) for gr, p in zip(grads, all_params)]
-                norm = torch.sqrt(sum(gr.pow(2).sum() for gr in grads)).item()  # over all parameters
-                flat = torch.cat([gr.reshape(-1) for gr, p in zip(grads, all_params) if id(p) in chosen])
-                gs.append(flat * min(1.0, 1.0 / (norm + 1e-12)))  # clip(1.0) on the full norm, then select
-            gmat = torch.stack(gs)  # (K, D)
-            if accelerator is not None:
-                gmat = accelerator.reduce(gmat, "mean")
-            metrics.update(weighting.update_from_grads(gmat, cfg.lr))
+            with clock("objective_grads"):
+                gmat = objective_grads(cfg, r3, logp, old, cmask, all_params, chosen)  # (K, D)
+                if accelerator is not None:
+                    gmat = accelerator.reduce(gmat, "mean")
+                metrics.update(weighting.update_from_grads(gmat, cfg.lr))
         w = torch.tensor(weighting.weights(), dtype=torch.float32, device=device)  # (K,)
         adv = combine_advantages(r3 * weighting.reward_scale(), w, cfg.estimator, cfg.aggregation,
                                  cfg.std).reshape(-1) * weighting.advantage_scale()  # (N,)
         loss, stats = policy_loss(logp, old, adv, cmask, cfg.clip_eps, ref, cfg.kl_coef)
         opt.zero_grad(set_to_none=True)
-        (accelerator.backward(loss) if accelerator is not None else loss.backward())
-        gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
+        with clock("backward"):
+            (accelerator.backward(loss) if accelerator is not None else loss.backward())
+        with clock("optimizer"):
+            gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
         done = step + 1
         for k, o in enumerate(cfg.objectives):
             metrics[f"rewards/{o}/mean"] = rewards[:, k].mean().item()
@@ -208,12 +227,14 @@ def train(
                         "charts/advantage_scale": float(weighting.advantage_scale()),
                         "rewards/weighted/mean": float((rewards * w.cpu()).sum(-1).mean())})
         if done % cfg.eval_every == 0 or done == cfg.max_steps:
-            pt = dist.broadcast_point(validation_point(policy, tok, cfg, fns, val_rows, step_seed(seed, done, 2000)),
-                                      accelerator)
+            with clock("validation"):
+                pt = dist.broadcast_point(validation_point(policy, tok, cfg, fns, val_rows,
+                                                           step_seed(seed, done, 2000)), accelerator)
             info = weighting.observe_validation(pt, done)
             res.validation.append({"step": done, "point": pt.tolist(), **info})
             metrics.update({f"eval/{o}": float(v) for o, v in zip(cfg.objectives, pt)})
             metrics.update({f"pareto/{k}": float(v) for k, v in info.items() if isinstance(v, (int, float))})
+        metrics.update(clock.pop())
         res.history.append({"step": done, **metrics})
         res.weights.append(w.tolist())
         log_fn(metrics, done)
@@ -236,6 +257,27 @@ def train(
         "grad_norm": [h["charts/grad_norm"] for h in res.history],
         "local_loss": [h["losses/policy"] for h in res.history], "rewards_state": dist.reward_states(fns)})
     return res
+
+
+def objective_grads(cfg: TrainConfig, r3: torch.Tensor, logp: torch.Tensor, old: torch.Tensor, cmask: torch.Tensor,
+                    params: list[torch.nn.Parameter], chosen: set[int]) -> torch.Tensor:
+    """(K, D) per-objective policy gradients g_k on the ``grad_layers`` parameters.
+
+    g_k uses objective k's own normalised advantages (whatever ``train.aggregation``), is clipped
+    to norm 1 over *all* parameters and then restricted to the chosen ones (the authors' order).
+    One backward pass per objective through the graph of ``logp`` (kept with ``retain_graph``).
+    """
+    K = r3.shape[-1]
+    gs = []
+    for k in range(K):
+        adv_k = combine_advantages(r3, torch.eye(K, device=r3.device)[k], cfg.estimator, std=cfg.std).reshape(-1)
+        loss_k, _ = policy_loss(logp, old, adv_k, cmask, None, None, 0.0)
+        grads = torch.autograd.grad(loss_k, params, retain_graph=True, allow_unused=True)
+        grads = [gr if gr is not None else torch.zeros_like(p) for gr, p in zip(grads, params)]
+        norm = torch.sqrt(sum(gr.pow(2).sum() for gr in grads)).item()  # over all parameters
+        flat = torch.cat([gr.reshape(-1) for gr, p in zip(grads, params) if id(p) in chosen])
+        gs.append(flat * min(1.0, 1.0 / (norm + 1e-12)))  # clip(1.0) on the full norm, then select
+    return torch.stack(gs)
 
 
 def _unwrap(model, accelerator):

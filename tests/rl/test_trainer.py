@@ -48,7 +48,7 @@ def test_resume_after_kill_matches_uninterrupted(setup, tmp_path, strategy):
     assert resumed.weights == full.weights
     for h1, h2 in zip(full.history, resumed.history):
         assert h1.keys() == h2.keys()
-        for k in h1:
+        for k in (k for k in h1 if not k.startswith("perf/")):  # wall times differ run to run
             assert h1[k] == pytest.approx(h2[k], rel=1e-5, abs=1e-6), k
     assert [v["point"] for v in resumed.validation] == [v["point"] for v in full.validation]
 

@@ -1,10 +1,15 @@
-"""RL throughput: moalign's trainer vs TRL's GRPOTrainer on the same tiny model, data, group size and lengths.
+"""RL throughput: moalign's trainer (``hf`` and ``fast`` rollout backends, ``fixed`` and ``gradient``
+strategies) vs TRL's ``GRPOTrainer`` on the same policy, prompts, batch and reward functions.
 
-Each side runs in its own subprocess (so peak RSS is its own) for the same number of
-updates; prints steps/s, peak memory and the ratios. Uses ``models/sft`` when it exists
-(run ``dvc repro sft`` first), else a randomly initialised tiny model from ``data/prepared``.
+Each side runs in its own subprocess, one after the other (so peak RSS is its own and no two torch
+processes share the cores), for the same number of updates; TRL keeps its default generation
+(``model.generate``). Prints steps/s, peak RSS, our per-phase seconds per step (``perf/*``), the
+line ``ratio vs TRL: x<number>`` (``fast``/``fixed`` against TRL) and the ``gradient``/``fixed``
+step-time ratio. ``--gen-batches`` adds a generation-only sweep of ``fast`` vs ``hf`` over batch
+sizes. Uses ``models/sft`` (run ``dvc repro sft`` first).
 
-    python benchmarks/rl_throughput.py --steps 10 --prompts 8 --group 8 --max-new-tokens 64
+    python benchmarks/rl_throughput.py                   # 10 steps, 8 prompts x 8, 128 new tokens
+    python benchmarks/rl_throughput.py --gen-batches 1 2 8 64
 """
 
 from __future__ import annotations
@@ -20,6 +25,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+OBJECTIVES = ["accuracy", "conciseness", "clarity"]
+SIDES = {"trl": "TRL GRPOTrainer", "hf": "moalign hf/fixed", "fast": "moalign fast/fixed",
+         "fast-gradient": "moalign fast/gradient"}
 
 
 def _model_path() -> Path:
@@ -35,41 +43,41 @@ def _rows(n: int):
     return list(datasets.load_from_disk(str(ROOT / "data/prepared/train")))[:n]
 
 
-def run_ours(a) -> dict:
-    import torch
+def run_ours(a, backend: str, strategy: str) -> dict:
+    import numpy as np
 
     from moalign.modeling import load_policy, load_tokenizer
     from moalign.rl.config import TrainConfig
     from moalign.rl.trainer import train
 
-    torch.set_num_threads(a.threads)
-    tok = load_tokenizer(_model_path())
-    model = load_policy(_model_path())
+    tok, model = load_tokenizer(_model_path()), load_policy(_model_path())
     cfg = TrainConfig(max_steps=a.steps, prompts_per_step=a.prompts, group_size=a.group, max_new_tokens=a.max_new_tokens,
-                      objectives=["accuracy", "conciseness", "clarity"], eval_every=10**6, val_rows=1,
-                      strategies=["fixed"], lr=1e-5, clip_eps=0.2, checkpoint_every=10**6, snapshot_every=10**6)
+                      objectives=OBJECTIVES, eval_every=10**6, val_rows=1, val_samples=0, strategies=[strategy], lr=1e-5,
+                      clip_eps=0.2, checkpoint_every=10**6, snapshot_every=10**6, generation_backend=backend,
+                      logprob_buckets=a.buckets)
     rows = _rows(2000)
-    t = time.perf_counter()
-    train(cfg, "fixed", model, tok, rows, rows[:1], 0)
-    return {"seconds": time.perf_counter() - t}
+    t = time.perf_counter()  # wall clock of train(), like TRL's trainer.train() (one 1-prompt greedy check inside)
+    hist = train(cfg, strategy, model, tok, rows, rows[:1], 0).history
+    seconds = time.perf_counter() - t
+    phases = sorted({k for h in hist for k in h if k.startswith("perf/") and k != "perf/validation_s"})
+    return {"seconds": seconds, "phases": {k[5:-2]: float(np.mean([h.get(k, 0.0) for h in hist]))
+                                                          for k in phases},
+            "completion_length": float(np.mean([h["charts/completion_length"] for h in hist]))}
 
 
 def run_trl(a) -> dict:
     import datasets
-    import torch
     from trl import GRPOConfig, GRPOTrainer
 
     from moalign.modeling import load_policy, load_tokenizer
     from moalign.rl.rewards import make_reward
     from moalign.text import format_prompt
 
-    torch.set_num_threads(a.threads)
-    tok = load_tokenizer(_model_path())
-    model = load_policy(_model_path())
+    tok, model = load_tokenizer(_model_path()), load_policy(_model_path())
     rows = _rows(2000)
     ds = datasets.Dataset.from_list([{"prompt": format_prompt(r["question"]), "answer": r["answer"]} for r in rows])
     fns = []
-    for name in ("accuracy", "conciseness", "clarity"):
+    for name in OBJECTIVES:
         f = make_reward(name)
 
         def wrapped(completions, _f=f, **kw):
@@ -88,34 +96,87 @@ def run_trl(a) -> dict:
     return {"seconds": time.perf_counter() - t}
 
 
+def run_gen(a) -> dict:
+    """Generation only: seconds per call of each backend at each batch size (same prompts, sampled)."""
+    from moalign.generation import BACKENDS
+    from moalign.modeling import load_policy, load_tokenizer
+    from moalign.text import format_prompt
+
+    tok, model = load_tokenizer(_model_path()), load_policy(_model_path())
+    prompts = [format_prompt(r["question"]) for r in _rows(max(a.gen_batches))]
+    out = {}
+    for n in a.gen_batches:
+        for backend in ("hf", "fast"):
+            BACKENDS.get(backend)(model, tok, prompts[:n], a.max_new_tokens, True, seed=0)  # warm-up
+            t = time.perf_counter()
+            for rep in range(a.gen_reps):
+                BACKENDS.get(backend)(model, tok, prompts[:n], a.max_new_tokens, True, seed=rep)
+            out[f"{backend}@{n}"] = (time.perf_counter() - t) / a.gen_reps
+    return {"gen": out}
+
+
+def _side(a, side: str) -> dict:
+    import torch
+
+    torch.set_num_threads(a.threads)
+    if side == "trl":
+        return run_trl(a)
+    if side == "gen":
+        return run_gen(a)
+    backend, _, strategy = side.partition("-")
+    return run_ours(a, backend, strategy or "fixed")
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--prompts", type=int, default=8)
     ap.add_argument("--group", type=int, default=8)
-    ap.add_argument("--max-new-tokens", type=int, default=64)
+    ap.add_argument("--max-new-tokens", type=int, default=128)
+    ap.add_argument("--buckets", type=int, default=4, help="train.logprob_buckets of our side")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--side", choices=["ours", "trl"])
+    ap.add_argument("--sides", nargs="+", default=list(SIDES), choices=list(SIDES))
+    ap.add_argument("--gen-batches", type=int, nargs="*", default=[], help="generation-only sweep over these batch sizes")
+    ap.add_argument("--gen-reps", type=int, default=3)
+    ap.add_argument("--side", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.side:
-        res = (run_ours if a.side == "ours" else run_trl)(a)
+        res = _side(a, a.side)
         res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print("RESULT " + json.dumps(res))
         return
     out = {}
-    for side in ("ours", "trl"):
-        p = subprocess.run([sys.executable, __file__, "--side", side, *sys.argv[1:]], capture_output=True, text=True,
+    for side in a.sides + (["gen"] if a.gen_batches else []):
+        args = [f"--steps={a.steps}", f"--prompts={a.prompts}", f"--group={a.group}", f"--buckets={a.buckets}",
+                f"--max-new-tokens={a.max_new_tokens}", f"--threads={a.threads}", f"--gen-reps={a.gen_reps}",
+                "--gen-batches", *map(str, a.gen_batches)]
+        p = subprocess.run([sys.executable, __file__, *args, "--side", side], capture_output=True, text=True,
                            env={**os.environ, "HF_HUB_OFFLINE": "1"}, cwd=ROOT)
         line = next((ln for ln in p.stdout.splitlines() if ln.startswith("RESULT ")), None)
         if line is None:
             raise SystemExit(f"{side} failed:\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}")
         out[side] = json.loads(line[7:])
-        out[side]["steps_per_s"] = a.steps / out[side]["seconds"]
-    print(f"config: steps={a.steps} prompts={a.prompts} group={a.group} max_new_tokens={a.max_new_tokens} threads={a.threads}")
-    for side, r in out.items():
-        print(f"{side:5s} {r['steps_per_s']:.3f} steps/s  peak RSS {r['peak_rss_mb']:.0f} MB")
-    print(f"ratio ours/trl: steps/s x{out['ours']['steps_per_s'] / out['trl']['steps_per_s']:.2f}, "
-          f"peak memory x{out['ours']['peak_rss_mb'] / out['trl']['peak_rss_mb']:.2f}")
+        if "seconds" in out[side]:
+            out[side]["steps_per_s"] = a.steps / out[side]["seconds"]
+    print(f"config: steps={a.steps} prompts={a.prompts} group={a.group} max_new_tokens={a.max_new_tokens} "
+          f"threads={a.threads} buckets={a.buckets}")
+    for side in a.sides:
+        r = out[side]
+        ph = "  ".join(f"{k} {v:.3f}" for k, v in r.get("phases", {}).items())
+        print(f"{SIDES[side]:24s} {r['steps_per_s']:.3f} steps/s  peak RSS {r['peak_rss_mb']:.0f} MB"
+              + (f"  mean completion {r['completion_length']:.1f}  s/step: {ph}" if ph else ""))
+    if "trl" in out and "fast" in out:
+        print(f"ratio vs TRL: x{out['fast']['steps_per_s'] / out['trl']['steps_per_s']:.2f} "
+              f"(peak memory x{out['fast']['peak_rss_mb'] / out['trl']['peak_rss_mb']:.2f})")
+    if "trl" in out and "hf" in out:
+        print(f"hf backend vs TRL: x{out['hf']['steps_per_s'] / out['trl']['steps_per_s']:.2f}")
+    if "fast" in out and "fast-gradient" in out:
+        print(f"gradient/fixed step time: x{out['fast']['steps_per_s'] / out['fast-gradient']['steps_per_s']:.2f}")
+    if "gen" in out:
+        g = out["gen"]["gen"]
+        for n in a.gen_batches:
+            print(f"generation batch {n:4d}: hf {g[f'hf@{n}']:.3f} s  fast {g[f'fast@{n}']:.3f} s  "
+                  f"x{g[f'hf@{n}'] / g[f'fast@{n}']:.2f}")
 
 
 if __name__ == "__main__":

@@ -166,3 +166,29 @@ def test_bucketed_logprobs_equal_the_padded_batch(tok):
     cm = g.completion_mask.bool()  # the positions the trainer reads
     assert torch.allclose(out[1][0][cm], out[3][0][cm], atol=1e-5)
     assert all(torch.allclose(a, c, rtol=1e-4, atol=1e-4) for a, c in zip(out[1][1], out[3][1]))
+
+
+@pytest.mark.slow
+def test_compiled_static_decode_matches(tok):
+    """The CUDA path's shape discipline (static buffers, torch.compile of the step) on CPU's inductor."""
+    model = build(tok, "qwen2", kv=2)
+    ref = BACKENDS.get("hf")(model, tok, PROMPTS, 16, False)
+    for _ in range(2):  # the second call reuses the compiled step
+        got = BACKENDS.get("fast")(model, tok, PROMPTS, 16, False, static=True, compile_step=True)
+        assert torch.equal(got.ids, ref.ids)
+
+
+def test_gpu_check_refuses_without_cuda_and_runs_its_cpu_smoke(capsys):
+    import importlib.util
+
+    from tests.tiny import ROOT
+
+    spec = importlib.util.spec_from_file_location("gpu_check", ROOT / "benchmarks/gpu_check.py")
+    gc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gc)
+    if not torch.cuda.is_available():
+        assert gc.main([]) == 2
+        assert "no CUDA device" in capsys.readouterr().err
+    assert gc.main(["--cpu-smoke", "--steps", "1", "--prompts", "2", "--group", "2", "--max-new-tokens", "8"]) == 0
+    out = capsys.readouterr().out
+    assert "greedy token agreement: 1.000" in out and "| fast | 1 |" in out and "| hf | 1 |" in out

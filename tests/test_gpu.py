@@ -20,3 +20,15 @@ def test_train_step_cuda_bf16():
     res = train(cfg, "gradient", m, tok, rows["train"], rows["val"], seed=0)
     assert any(not torch.equal(a, b) for a, b in zip(before, m.parameters()))
     assert abs(sum(res.weights[-1]) - 1) < 1e-3
+
+
+def test_fast_backend_cuda_graphs_match_generate():
+    """fast on CUDA (static shapes + torch.compile reduce-overhead) gives generate's greedy tokens (fp32)."""
+    from moalign.generation import BACKENDS
+
+    rows, tok, model = tiny()
+    m = copy.deepcopy(model).to("cuda")
+    prompts = [f"Question: {i} + {2 * i} = ?\nSolution:" for i in range(4)]
+    ref = BACKENDS.get("hf")(m, tok, prompts, 16, False)
+    got = BACKENDS.get("fast")(m, tok, prompts, 16, False)
+    assert torch.equal(got.ids.cpu(), ref.ids.cpu())

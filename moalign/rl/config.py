@@ -51,6 +51,9 @@ class TrainConfig(StrictModel):
         description="Parameters whose gradients form g_i for the gradient strategy: 'middle' (every parameter "
         "of the middle decoder layers, the authors' 10-25 of 36 scaled to the model's depth) or regexes of names.",
     )
+    grad_every: int = Field(1, ge=1, description="gradient strategy: take the K per-objective gradients (K extra "
+                            "backward passes) and update the weights every this many steps; 1 = every step, as the "
+                            "authors. Between updates the weights stay as they are.")
     eval_every: int = Field(5, ge=1, description="Steps between validation points (hypervolume, curves).")
     val_rows: int = Field(96, ge=1, description="Validation prompts per validation point.")
     val_samples: int = Field(

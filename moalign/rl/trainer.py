@@ -200,7 +200,7 @@ def train(
                 ref = token_logprobs(ref_model, ids, mask, cfg.logprob_buckets)[:, 1:] \
                     if ref_model is not None and cfg.kl_coef > 0 else None
         metrics: dict[str, float] = {}
-        if weighting.needs_objective_grads:
+        if weighting.needs_objective_grads and step % cfg.grad_every == 0:
             with clock("objective_grads"):
                 gmat = objective_grads(cfg, r3, logp, old, cmask, all_params, chosen)  # (K, D)
                 if accelerator is not None:

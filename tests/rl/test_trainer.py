@@ -77,6 +77,17 @@ def test_gradient_strategy_moves_weights(setup):
     assert abs(sum(res.weights[-1]) - 1) < 1e-6
 
 
+def test_grad_every_updates_weights_only_on_its_steps(setup):
+    rows, tok, model = setup
+    objs = ["t_digits", "t_space"]
+    res = train(cfg(max_steps=4, temperature=1.5, objectives=objs, group_size=4, grad_every=2), "gradient",
+                copy.deepcopy(model), tok, rows["train"], rows["val"], seed=1)
+    took = [h["step"] for h in res.history if "perf/objective_grads_s" in h]
+    assert took == [1, 3]  # steps 0 and 2 (0-based) took the K gradients
+    w = [tuple(x) for x in res.weights]  # weights used at each step
+    assert w[0] == w[1] != w[2] == w[3]  # updated before the step that took them, kept in between
+
+
 def test_middle_layers_and_full_norm_clipping(setup):
     _, _, model = setup
     n = model.config.num_hidden_layers

@@ -88,29 +88,49 @@ def assemble(tok, chunks: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]])
     return Generations(texts, torch.cat(ids_rows), torch.cat(mask_rows), torch.cat(cmask_rows), lengths)
 
 
-def token_logprobs(model, ids: torch.Tensor, mask: torch.Tensor, buckets: int = 1) -> torch.Tensor:
-    """(N, L) ids -> (N, L) log p(ids[t] | ids[<t]); column 0 is 0 (it has no context).
+def token_logprobs(model, ids: torch.Tensor, mask: torch.Tensor, buckets: int = 1, start: int = 1) -> torch.Tensor:
+    """(N, L) ids -> (N, L) log p(ids[t] | ids[<t]) for columns t >= ``start``; columns before are 0
+    (column 0 always: it has no context).
 
+    ``start`` = the first completion column lets the model compute logits only from there on
+    (``logits_to_keep``, where the model supports it): the trainer never reads prompt log-probs,
+    and for a 150k-token vocabulary the prompt's logits are most of the memory.
     ``buckets`` > 1 sorts rows by their number of real tokens and runs the model on that many
     groups, each cut to the columns where it has real tokens: the same numbers (and gradients)
     without computing over the padding that one ragged batch carries (rollouts that stop early).
     """
+    start = max(1, start)
     if buckets <= 1 or ids.shape[0] < 2:
-        return _token_logprobs(model, ids, mask)
+        return _token_logprobs(model, ids, mask, start)
     L = ids.shape[1]
     order = mask.sum(-1).argsort(stable=True)
     parts = []
     for rows in order.tensor_split(min(buckets, ids.shape[0])):
         cols = mask[rows].any(0).nonzero().squeeze(-1)
-        c0, c1 = int(cols[0]), int(cols[-1]) + 1
-        lp = _token_logprobs(model, ids[rows, c0:c1], mask[rows, c0:c1])
+        c0, c1 = min(int(cols[0]), start - 1), max(int(cols[-1]) + 1, start)
+        lp = _token_logprobs(model, ids[rows, c0:c1], mask[rows, c0:c1], start - c0)
         parts.append(torch.nn.functional.pad(lp, (c0, L - c1)))
     return torch.cat(parts).index_select(0, order.argsort())
 
 
-def _token_logprobs(model, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    logits = model(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask)).logits
-    logp = torch.log_softmax(logits[:, :-1].float(), -1).gather(-1, ids[:, 1:, None]).squeeze(-1)
-    return torch.nn.functional.pad(logp, (1, 0))
+def _token_logprobs(model, ids: torch.Tensor, mask: torch.Tensor, start: int = 1) -> torch.Tensor:
+    L = ids.shape[1]
+    kw = {"logits_to_keep": L - start + 1} if start > 1 and _keeps_logits(model) else {}
+    logits = model(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask), **kw).logits
+    logits = logits[:, -(L - start + 1) : -1]  # predictions of columns start .. L-1
+    target = ids[:, start:, None]
+    logp = logits.gather(-1, target).squeeze(-1).float() - torch.logsumexp(logits.float(), -1)
+    return torch.nn.functional.pad(logp, (start, 0))
+
+
+def _keeps_logits(model) -> bool:
+    import inspect
+
+    fwd = getattr(getattr(model, "module", model), "forward", None)  # DDP wraps the model in .module
+    try:
+        return "logits_to_keep" in inspect.signature(fwd).parameters
+    except (TypeError, ValueError):
+        return False
+
 
 from moalign import fastgen as _fastgen  # noqa: E402,F401  (registers the ``fast`` backend)

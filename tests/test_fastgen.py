@@ -192,3 +192,18 @@ def test_gpu_check_refuses_without_cuda_and_runs_its_cpu_smoke(capsys):
     assert gc.main(["--cpu-smoke", "--steps", "1", "--prompts", "2", "--group", "2", "--max-new-tokens", "8"]) == 0
     out = capsys.readouterr().out
     assert "greedy token agreement: 1.000" in out and "| fast | 1 |" in out and "| hf | 1 |" in out
+
+
+@pytest.mark.parametrize("kind", ["llama", "gpt2"])  # gpt2: no logits_to_keep, the full-logits path
+def test_logprobs_from_the_first_completion_column(tok, kind):
+    model = build(tok, kind)
+    g = BACKENDS.get("fast")(model, tok, PROMPTS, 12, True, seed=0)
+    first = int(g.completion_mask.any(0).float().argmax())
+    assert first == g.ids.shape[1] - max(g.lengths)
+    with torch.no_grad():
+        full = token_logprobs(model, g.ids, g.mask)
+        for b in (1, 2):
+            part = token_logprobs(model, g.ids, g.mask, b, first)
+            cm = g.completion_mask.bool()
+            assert torch.allclose(part[cm], full[cm], atol=1e-5)
+            assert (part[:, :first] == 0).all()

@@ -194,10 +194,11 @@ def train(
         ids, mask, cmask = g.ids.to(device), g.mask.to(device), g.completion_mask[:, 1:].to(device)
         model.train()
         with clock("forward"):
-            logp = token_logprobs(model, ids, mask, cfg.logprob_buckets)[:, 1:]  # (N, L-1)
+            first = int(g.completion_mask.any(0).float().argmax())  # first completion column
+            logp = token_logprobs(model, ids, mask, cfg.logprob_buckets, first)[:, 1:]  # (N, L-1)
             old = logp.detach()
             with torch.no_grad():
-                ref = token_logprobs(ref_model, ids, mask, cfg.logprob_buckets)[:, 1:] \
+                ref = token_logprobs(ref_model, ids, mask, cfg.logprob_buckets, first)[:, 1:] \
                     if ref_model is not None and cfg.kl_coef > 0 else None
         metrics: dict[str, float] = {}
         if weighting.needs_objective_grads and step % cfg.grad_every == 0:

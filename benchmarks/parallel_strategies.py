@@ -21,17 +21,13 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-COPY = ["dvc.yaml", "stages", "moalign", "flows", "rubrics", "pyproject.toml", ".gitignore"]
+sys.path.insert(0, str(ROOT))  # tests.tiny.copy_project: the same project copy the tests make
 
 
 def fresh_repo(dest: Path, params: Path) -> Path:
-    dest.mkdir(parents=True)
-    for name in COPY:
-        src = ROOT / name
-        if src.is_dir():
-            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__", "refined.yaml", "proposals.json"))
-        elif src.exists():
-            shutil.copy2(src, dest / name)
+    from tests.tiny import copy_project
+
+    copy_project(dest)
     shutil.copy2(params, dest / "params.yaml")
     for cmd in (["git", "init", "-q"], ["git", "config", "user.email", "b@b"], ["git", "config", "user.name", "b"],
                 ["dvc", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "bench"]):

@@ -69,9 +69,7 @@ class EvaluateConfig(StrictModel):
     @field_validator("generation_backend")
     @classmethod
     def _backend(cls, v: str) -> str:
-        if v not in BACKENDS:
-            raise ValueError(f"generation_backend {v!r} is unknown; valid: {', '.join(BACKENDS.names())}")
-        return v
+        return BACKENDS.check(v, "generation_backend")
 
 
 def pick_rows(rows: list[dict], per_domain: int) -> list[dict]:

@@ -30,6 +30,12 @@ class Registry(Generic[T]):
             )
         return self._items[name]
 
+    def check(self, name: str, key: str) -> str:
+        """``name`` if registered, else a ValueError for config key ``key`` that lists the valid names."""
+        if name not in self._items:
+            raise ValueError(f"{key} {name!r} is unknown; valid names: {', '.join(sorted(self._items))}")
+        return name
+
     def names(self) -> list[str]:
         return sorted(self._items)
 

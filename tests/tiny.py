@@ -49,8 +49,8 @@ def tiny_params(extra: dict | None = None, tracking_uri: str | None = None) -> d
     return merge(p, extra or {})
 
 
-def make_repo(dest: Path, extra: dict | None = None, git: bool = False) -> Path:
-    """A copy of the project in ``dest`` with the tiny params (and, if ``git``, git + dvc init and a commit)."""
+def copy_project(dest: Path) -> Path:
+    """The project's code and pipeline files (``COPY``) copied into ``dest`` (also used by benchmarks/)."""
     dest.mkdir(parents=True, exist_ok=True)
     for name in COPY:
         src = ROOT / name
@@ -58,6 +58,12 @@ def make_repo(dest: Path, extra: dict | None = None, git: bool = False) -> Path:
             shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__", "refined.yaml", "proposals.json"))
         elif src.exists():
             shutil.copy2(src, dest / name)
+    return dest
+
+
+def make_repo(dest: Path, extra: dict | None = None, git: bool = False) -> Path:
+    """A copy of the project in ``dest`` with the tiny params (and, if ``git``, git + dvc init and a commit)."""
+    copy_project(dest)
     (dest / "tests").mkdir(exist_ok=True)
     params = tiny_params(extra, tracking_uri=f"sqlite:///{dest / 'mlflow.db'}")
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

@@ -100,7 +100,6 @@ class TrainConfig(StrictModel):
             parse_strategy(s)
         if len(set(self.strategies)) != len(self.strategies):
             raise ValueError(f"strategies {self.strategies} has repeats. Fix: list each strategy once")
-        if self.generation_backend not in BACKENDS:
-            raise ValueError(f"generation_backend {self.generation_backend!r} is unknown; valid: {', '.join(BACKENDS.names())}")
+        BACKENDS.check(self.generation_backend, "generation_backend")
         check_group_size(self.estimator, self.group_size)
         return self

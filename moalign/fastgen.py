@@ -34,6 +34,11 @@ On CUDA, ``static=True`` (the default there) keeps shapes fixed - no compaction,
 the whole buffer under a mask - and compiles the decode step with
 ``torch.compile(mode="reduce-overhead")`` (CUDA graphs); ``benchmarks/gpu_check.py`` measures it.
 
+Like the ``hf`` backend it stops at ``tok.eos_token_id`` and samples with exactly ``temperature`` /
+``top_p`` (no top-k); unlike ``generate`` it never applies the rest of a checkpoint's
+``generation_config`` (e.g. Qwen-Instruct's ``repetition_penalty``): rollouts are samples of the
+policy itself, which is what the policy-gradient loss assumes.
+
 Departure: the sampled tokens' log-probs are not returned. The trainer takes one optimizer step
 per rollout batch, so the "old" log-probs are the detached current ones it computes anyway; a
 second copy from the sampler would save no forward pass.

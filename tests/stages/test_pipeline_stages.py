@@ -56,6 +56,21 @@ def test_rubric_smoke(repo):
                                                         cfg.evolve.tie_credit))
     assert m["initial_test"] == pytest.approx(agreement(judge, initial, test, cfg.evolve.tie_credit))
     assert m["gain_test"] == pytest.approx(m["refined_test"] - m["initial_test"])
+    # OpenRS's comparison on the same held-out pairs: pairwise and pointwise x initial/refined x all/tie split
+    from moalign.rubric.pointwise import pointwise_agreement
+    from moalign.rubric.preferences import tie_split
+
+    written = json.loads(Path("metrics/rubric.json").read_text())
+    refined, tie = load_meta_rubric("rubrics/refined.yaml"), tie_split(test)
+    assert written["pairs_test_tie"] == len(tie) == sum(r["tie"] for r in test)
+    for judge_name in ("pairwise_test", "pointwise_test"):
+        assert set(written[judge_name]) == {"initial", "refined", "initial_tie", "refined_tie", "gain", "gain_tie"}
+    assert written["pairwise_test"]["refined"] == pytest.approx(m["refined_test"])
+    assert written["pairwise_test"]["initial_tie"] == pytest.approx(agreement(judge, initial, tie, cfg.evolve.tie_credit))
+    assert written["pointwise_test"]["refined_tie"] == pytest.approx(pointwise_agreement(refined, tie,
+                                                                                         cfg.evolve.tie_credit))
+    assert written["pointwise_test"]["initial"] == pytest.approx(pointwise_agreement(initial, test,
+                                                                                     cfg.evolve.tie_credit))
 
 
 @pytest.mark.parametrize("strategy", ["fixed", "hypervolume", "gradient"])

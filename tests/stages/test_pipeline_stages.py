@@ -151,3 +151,27 @@ def test_train_with_rubric_objective_moves_it(repo):
     good, bad = "1. 2 + 3 = 5\n2. so 5\nAnswer: \\boxed{5}", "it is 6"
     r_good, r_bad = fn([good, bad], prompts=["Question: 2 + 3?\nSolution:"] * 2, answer=["5", "5"], group_size=2)
     assert r_good > r_bad
+
+
+def test_rubric_objective_experiment_as_documented(repo):
+    """README: dvc exp run -S 'train.objectives=[accuracy,conciseness,clarity,rubric]' -S 'train.strategies=[...]'."""
+    from moalign.rl.config import TrainConfig
+
+    p = yaml.safe_load(Path("params.yaml").read_text())
+    p["train"]["objectives"] = ["accuracy", "conciseness", "clarity", "rubric"]
+    # the paper's presets are defined for three objectives: the fixed-<preset> strategies say how to fix it
+    with pytest.raises(ValueError, match="train.weighting.weights"):
+        from moalign.rl.weighting import make_weighting
+
+        make_weighting("fixed-accuracy", p["train"]["objectives"], TrainConfig(**p["train"]).weighting)
+    p["train"]["strategies"] = ["fixed", "hypervolume", "gradient"]
+    p["train"]["reward_options"] = {"rubric": {"rubric_path": "rubrics/meta.yaml"}}  # the initial rubric
+    Path("params.yaml.rubric4").write_text(yaml.safe_dump(p))
+    m = train.run(load_params("params.yaml.rubric4"), strategy="hypervolume")
+    hist = json.loads(Path("models/train/hypervolume/history.json").read_text())
+    assert hist["objectives"] == p["train"]["objectives"] and len(hist["validation"][-1]["point"]) == 4
+    assert 0 <= m["eval/rubric"] <= 1 and "weights/rubric" in m
+    with pytest.raises(FileNotFoundError, match="dvc repro rubric"):
+        p["train"]["reward_options"] = {"rubric": {"rubric_path": "rubrics/none.yaml"}}
+        Path("params.yaml.rubric4").write_text(yaml.safe_dump(p))
+        train.run(load_params("params.yaml.rubric4"), strategy="fixed")

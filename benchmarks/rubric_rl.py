@@ -17,7 +17,7 @@ is also judged by the rubric it was *not* trained on), the hidden criterion of t
 ``<out>/summary.csv`` and ``<out>/runs.jsonl`` hold them. The question: does the generic rubric
 get length-hacked (length up, accuracy and honesty not), and does the refined one resist?
 
-    python benchmarks/rubric_rl.py                         # defaults: seed 0, 60 steps, both rubrics
+    python benchmarks/rubric_rl.py                         # defaults: seed 0, 80 steps, both rubrics (~17 min on 2 busy cores)
     python benchmarks/rubric_rl.py --seeds 0 1 --steps 100 --set kl_coef=0.05
 """
 
@@ -136,7 +136,7 @@ def summarise(runs: list[dict], out: Path) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
-    ap.add_argument("--steps", type=int, default=60, help="RL steps per run (train.max_steps)")
+    ap.add_argument("--steps", type=int, default=80, help="RL steps per run (train.max_steps)")
     ap.add_argument("--rubrics", nargs="+", default=["initial", "refined"], choices=["initial", "refined"])
     ap.add_argument("--set", nargs="*", default=[], help="train overrides, e.g. kl_coef=0.05 group_size=8")
     ap.add_argument("--samples", type=int, default=2, help="sampled decodes per test prompt")

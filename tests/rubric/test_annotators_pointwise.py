@@ -107,7 +107,7 @@ def test_features_alone_cannot_reproduce_hidden_labels():
     j = make_judge("rules")
     best = max(agreement(j, MetaRubric(criteria=[Criterion(name="f", check=f, tier="core", direction=d)]), tie)
                for f in FEATURES.names() for d in (1, -1))
-    assert best < 0.9  # a clean and a bad-carry working look identical to every feature
+    assert best < 0.7  # measured 0.575: a clean and a bad-carry working look identical to every feature
 
 
 def test_pointwise_score_hand_computed():

@@ -1,8 +1,16 @@
 """rubric stage: preference pairs -> evolved meta-rubric (rubrics/refined.yaml) + review proposals.
 
 Default pairs come from the SFT policy's own samples on train prompts, labelled by the
-synthetic annotator (moalign/rubric/preferences.py); ``rubric.preferences`` names a user
-dataset instead. Judge backend from ``rubric.judge`` (``rules`` offline by default).
+synthetic annotator ``rubric.annotator`` (moalign/rubric/annotators.py; default
+``honest_working``, a criterion the judge has no feature for); ``rubric.preferences`` names a
+user dataset instead. Judge backend from ``rubric.judge`` (``rules`` offline by default).
+
+Metrics: the evolution's agreements (``initial_test``, ``refined_test``, ...), and OpenRS's
+central comparison on the same held-out pairs: ``pairwise_test`` (the adaptive pairwise judge)
+and ``pointwise_test`` (one tier-weighted scalar per response, compared afterwards;
+moalign/rubric/pointwise.py), each for the initial and the refined rubric, on all test pairs
+and on the correctness-tie split (``*_tie``: both responses right or both wrong, so the rubric
+and not the ground-truth gate decides).
 """
 
 from __future__ import annotations
@@ -18,9 +26,10 @@ from moalign.generation import BACKENDS
 from moalign.io import atomic_path, write_json
 from moalign.modeling import load_policy, load_tokenizer, resolve_device, resolve_dtype
 from moalign.plots import plot_curves
-from moalign.rubric.evolve import evolve
+from moalign.rubric.evolve import agreement, evolve
 from moalign.rubric.judges import make_judge
-from moalign.rubric.preferences import load_preferences, split_by_prompt, synthetic_pairs
+from moalign.rubric.pointwise import pointwise_agreement
+from moalign.rubric.preferences import load_preferences, split_by_prompt, synthetic_pairs, tie_split
 from moalign.rubric.review import propose_domain_edits
 from moalign.rubric.schema import dump_meta_rubric, load_meta_rubric
 from moalign.text import format_prompt
@@ -45,8 +54,21 @@ def sample_pairs(params: Params) -> datasets.DatasetDict:
     k = cfg.samples_per_prompt
     samples = [gens.texts[i * k:(i + 1) * k] for i in range(len(rows))]
     pairs = synthetic_pairs([r["question"] for r in rows], [r["answer"] for r in rows], [r["domain"] for r in rows],
-                            samples, cfg.label_noise, base.seed, cfg.max_pairs_per_prompt, cfg.balance_levels)
+                            samples, cfg.label_noise, base.seed, cfg.max_pairs_per_prompt, cfg.balance_levels,
+                            cfg.annotator, cfg.balance_length)
     return split_by_prompt(pairs, cfg.splits, base.seed)
+
+
+def compare_judges(judge, initial, refined, pairs: list[dict], tie_credit: float) -> dict[str, dict[str, float]]:
+    """pairwise_test / pointwise_test: agreement of both judges x {initial, refined} x {all, tie split}."""
+    tie = tie_split(pairs)
+    out: dict[str, dict[str, float]] = {}
+    for name, fn in (("pairwise_test", lambda r, ps: agreement(judge, r, ps, tie_credit)),
+                     ("pointwise_test", lambda r, ps: pointwise_agreement(r, ps, tie_credit))):
+        m = {f"{tag}{sfx}": fn(r, ps) for tag, r in (("initial", initial), ("refined", refined))
+             for sfx, ps in (("", pairs), ("_tie", tie))}
+        out[name] = {**m, "gain": m["refined"] - m["initial"], "gain_tie": m["refined_tie"] - m["initial_tie"]}
+    return out
 
 
 def run(params: Params) -> dict[str, float]:
@@ -74,17 +96,22 @@ def run(params: Params) -> dict[str, float]:
                                              "pairs": {s: len(v) for s, v in splits.items()}})
         dump_meta_rubric(winner, REFINED)
         a = res["agreement"]
+        judges = compare_judges(judge, rubric, winner, splits["test"], cfg.evolve.tie_credit)
         metrics = {**{k.replace("/", "_"): v for k, v in a.items()},
                    "gain_test": a["refined/test"] - a["initial/test"], "pairs_train": len(splits["train"]),
-                   "proposals": len(props)}
+                   "pairs_test": len(splits["test"]), "pairs_test_tie": len(tie_split(splits["test"])),
+                   "proposals": len(props), **judges}
         write_json(METRICS, metrics)
         plot_curves({k: [(h["generation"], h[k]) for h in res["history"]] for k in ("fitness/best", "fitness/mean",
                                                                                     "fitness/val_of_best")},
                     PLOTS / "fitness.png", "meta-rubric evolution", "agreement with labels")
-        tr.log_metrics(metrics)
+        tr.log_metrics(flatten(metrics, ""))
         for f in (REFINED, OUT / "diff.patch", OUT / "proposals.json", PLOTS / "fitness.png", METRICS):
             tr.log_artifact(f, "rubric")
-        log.info("agreement initial -> refined: test %.3f -> %.3f", a["initial/test"], a["refined/test"])
+        log.info("agreement initial -> refined: test %.3f -> %.3f; tie split pairwise %.3f -> %.3f, pointwise %.3f -> %.3f",
+                 a["initial/test"], a["refined/test"], judges["pairwise_test"]["initial_tie"],
+                 judges["pairwise_test"]["refined_tie"], judges["pointwise_test"]["initial_tie"],
+                 judges["pointwise_test"]["refined_tie"])
         return metrics
 
 

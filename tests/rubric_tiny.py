@@ -5,4 +5,8 @@ RUBRIC_TINY: dict = {
     "samples_per_prompt": 3,
     "max_new_tokens": 12,
     "evolve": {"population": 4, "generations": 2, "elite": 1},
+    # a 6-step SFT policy writes no working the honest_working annotator can tell apart (no pairs);
+    # the default annotator is unit-tested in tests/rubric/test_annotators_pointwise.py
+    "annotator": "rules",
+    "balance_length": False,
 }

@@ -52,6 +52,11 @@ class RubricConfig(StrictModel):
     samples_per_prompt: int = Field(4, ge=2, description="SFT samples per prompt (pairs are drawn among them).")
     max_new_tokens: int = Field(128, ge=1, description="Sampling budget for the SFT samples.")
     temperature: float = Field(1.2, gt=0, description="Sampling temperature for diverse SFT samples.")
+    annotator: str = Field("honest_working", description="Synthetic annotator (moalign/rubric/annotators.py): "
+                           "honest_working (correct, then a criterion the judge has no feature for) | rules "
+                           "(correct, well-formed, shorter: the judge's own features).")
+    balance_length: bool = Field(True, description="Pairs decided after correctness: as many with the longer response "
+                                 "preferred as with the shorter, so length alone predicts none of them.")
     label_noise: float = Field(0.1, ge=0, lt=0.5, description="Synthetic annotator's label-flip rate.")
     max_pairs_per_prompt: int = Field(3, ge=1, description="Most synthetic pairs kept per prompt.")
     balance_levels: bool = Field(True, description="Draw a prompt's pairs round-robin over the annotator level that "
@@ -67,6 +72,15 @@ class RubricConfig(StrictModel):
 
         if v not in JUDGES:
             raise ValueError(f"unknown judge {v!r}; valid names: {', '.join(JUDGES.names())}")
+        return v
+
+    @field_validator("annotator")
+    @classmethod
+    def _annotator(cls, v: str) -> str:
+        from moalign.rubric.annotators import ANNOTATORS
+
+        if v not in ANNOTATORS:
+            raise ValueError(f"unknown annotator {v!r}; valid names: {', '.join(ANNOTATORS.names())}")
         return v
 
     @field_validator("gate_checks")

@@ -1,11 +1,15 @@
-"""Preference pairs: the synthetic annotator for the default data, and user datasets.
+"""Preference pairs: the synthetic annotator for the default data, the tie split, and user datasets.
 
-Synthetic annotator (stated, so the agreement numbers mean something): between two
-responses to the same prompt, prefer (1) the correct final answer; then (2) the well-formed
-one (a boxed answer and >= 2 steps); then (3) the shorter one (fewer words). Responses with
-equal keys give no pair. The *level* of a pair is the first rule that decides it. Each label
-is flipped with probability ``label_noise`` (seeded ``random.Random``; the ``noisy`` column
-records it). Pairs are split train/val/test *by prompt*, so no prompt is in two splits.
+Synthetic annotators (:mod:`moalign.rubric.annotators`, stated so the agreement numbers mean
+something): ``honest_working`` (default: correct first, then a criterion the judge has no
+feature for) or ``rules`` (correct, then well-formed, then fewer words: the judge's own
+features). Between two responses to the same prompt the larger key is preferred; responses
+with equal keys give no pair. The *level* of a pair is the key position that decides it. Each
+label is flipped with probability ``label_noise`` (seeded ``random.Random``; the ``noisy``
+column records it). Pairs are split train/val/test *by prompt*, so no prompt is in two splits.
+
+Tie split (:func:`correctness_tie`): pairs whose two responses are both verified correct or
+both not, so the PVR gate cannot decide them and the rubric must.
 
 Choice: with ``balance_levels`` a prompt's pairs are drawn round-robin over levels (in a
 seeded random order), because SFT samples mostly differ in correctness and those pairs are
@@ -21,11 +25,12 @@ from typing import Sequence
 
 import datasets
 
-from moalign.grading import extract_answer
+from moalign.rubric.annotators import ANNOTATORS
+from moalign.rubric.annotators import LEVELS as ANNOTATOR_LEVELS
+from moalign.rubric.annotators import rules_key
 from moalign.rubric.pvr import ground_truth
-from moalign.text import count_steps
 
-LEVELS = ("correct", "format", "length")
+LEVELS = ANNOTATOR_LEVELS["rules"]
 COLUMNS = ("prompt", "chosen", "rejected", "answer", "domain")
 
 
@@ -34,52 +39,88 @@ class PreferenceError(ValueError):
 
 
 def annotator_key(response: str, answer: str) -> tuple[int, int, int]:
-    """(correct, well_formed, -words): larger is preferred, compared lexicographically."""
-    correct = int(ground_truth(response, answer=answer) == 1)
-    well_formed = int(extract_answer(response) is not None and count_steps(response) >= 2)
-    return correct, well_formed, -len(response.split())
+    """The ``rules`` annotator's key (correct, well_formed, -words): larger is preferred."""
+    return rules_key(response, answer)
 
 
-def _level(ka: tuple[int, ...], kb: tuple[int, ...]) -> str:
-    return next(LEVELS[i] for i in range(3) if ka[i] != kb[i])
+def correctness_tie(pair: dict) -> bool:
+    """Both responses verified correct, or neither: the ground-truth gate cannot decide the pair."""
+    ans = pair.get("answer")
+    return (ground_truth(pair["chosen"], answer=ans) == 1) == (ground_truth(pair["rejected"], answer=ans) == 1)
+
+
+def tie_split(pairs: list[dict]) -> list[dict]:
+    """The pairs of :func:`correctness_tie` (the rubric, not the gate, decides them)."""
+    return [p for p in pairs if correctness_tie(p)]
+
+
+def _words(text: str) -> int:
+    return len(text.split())
+
+
+def _length_side(chosen: str, rejected: str) -> str:
+    """'longer' / 'shorter' / 'same': the chosen response's length (words) against the rejected one."""
+    a, b = _words(chosen), _words(rejected)
+    return "longer" if a > b else "shorter" if a < b else "same"
 
 
 def synthetic_pairs(prompts: Sequence[str], answers: Sequence[str], domains: Sequence[str],
                     samples: Sequence[Sequence[str]], label_noise: float, seed: int,
-                    max_pairs_per_prompt: int = 3, balance_levels: bool = True) -> list[dict]:
-    """Label pairs among each prompt's ``samples`` with the annotator; rows with a ``noisy`` flag."""
+                    max_pairs_per_prompt: int = 3, balance_levels: bool = True,
+                    annotator: str = "rules", balance_length: bool = False) -> list[dict]:
+    """Label pairs among each prompt's ``samples`` with ``annotator``; rows with ``level``, ``noisy``, ``tie``.
+
+    ``balance_length``: pairs decided after the first (correctness) level are drawn per prompt
+    round-robin over whether the preferred response is the longer or the shorter one, and then,
+    over all prompts, the larger of the two groups is subsampled to the size of the smaller,
+    so length alone predicts none of those labels (equal-length pairs are kept).
+    """
     if not (len(prompts) == len(answers) == len(domains) == len(samples)):
         raise PreferenceError("prompts, answers, domains and samples must have one entry per prompt")
+    key_fn, levels = ANNOTATORS.get(annotator), ANNOTATOR_LEVELS[annotator]
     rng = random.Random(seed)
-    rows = []
+    picked: list[tuple[str, str, str, str, str, str]] = []  # (prompt, answer, domain, level, chosen, rejected)
     for p, ans, dom, resp in zip(prompts, answers, domains, samples):
-        by_level: dict[str, list[tuple[str, str]]] = {lv: [] for lv in LEVELS}
-        keys = [annotator_key(r, str(ans)) for r in resp]
+        by_level: dict[tuple[str, str], list[tuple[str, str]]] = {}
+        keys = [key_fn(r, str(ans)) for r in resp]
         for i in range(len(resp)):
             for j in range(i + 1, len(resp)):
                 if keys[i] != keys[j] and resp[i] != resp[j]:
                     win, lose = (i, j) if keys[i] > keys[j] else (j, i)
-                    by_level[_level(keys[i], keys[j])].append((resp[win], resp[lose]))
-        for v in by_level.values():
-            rng.shuffle(v)
+                    t = next(t for t in range(len(levels)) if keys[i][t] != keys[j][t])
+                    side = _length_side(resp[win], resp[lose]) if balance_length and t > 0 else ""
+                    by_level.setdefault((levels[t], side), []).append((resp[win], resp[lose]))
+        buckets = sorted(by_level)  # deterministic order before the seeded shuffles
+        for b in buckets:
+            rng.shuffle(by_level[b])
         if balance_levels:
-            order = [lv for lv in LEVELS if by_level[lv]]
+            order = list(buckets)
             rng.shuffle(order)
             chosen_pairs: list[tuple[str, tuple[str, str]]] = []
-            while len(chosen_pairs) < max_pairs_per_prompt and any(by_level[lv] for lv in order):
-                for lv in order:
-                    if by_level[lv] and len(chosen_pairs) < max_pairs_per_prompt:
-                        chosen_pairs.append((lv, by_level[lv].pop()))
+            while len(chosen_pairs) < max_pairs_per_prompt and any(by_level[b] for b in order):
+                for b in order:
+                    if by_level[b] and len(chosen_pairs) < max_pairs_per_prompt:
+                        chosen_pairs.append((b[0], by_level[b].pop()))
         else:
-            flat = [(lv, pr) for lv in LEVELS for pr in by_level[lv]]
+            flat = [(b[0], pr) for b in buckets for pr in by_level[b]]
             rng.shuffle(flat)
             chosen_pairs = flat[:max_pairs_per_prompt]
-        for lv, (chosen, rejected) in chosen_pairs:
-            noisy = rng.random() < label_noise
-            if noisy:
-                chosen, rejected = rejected, chosen
-            rows.append({"prompt": p, "chosen": chosen, "rejected": rejected, "answer": str(ans), "domain": dom,
-                         "level": lv, "noisy": noisy})
+        picked += [(p, str(ans), dom, lv, c, r) for lv, (c, r) in chosen_pairs]
+    if balance_length:
+        side = [_length_side(c, r) if lv != levels[0] else "" for _, _, _, lv, c, r in picked]
+        longer = [i for i, s in enumerate(side) if s == "longer"]
+        shorter = [i for i, s in enumerate(side) if s == "shorter"]
+        n = min(len(longer), len(shorter))
+        drop = set(longer) - set(rng.sample(longer, n)) | set(shorter) - set(rng.sample(shorter, n))
+        picked = [x for i, x in enumerate(picked) if i not in drop]
+    rows = []
+    for p, ans, dom, lv, chosen, rejected in picked:
+        noisy = rng.random() < label_noise
+        if noisy:
+            chosen, rejected = rejected, chosen
+        row = {"prompt": p, "chosen": chosen, "rejected": rejected, "answer": ans, "domain": dom,
+               "level": lv, "noisy": noisy}
+        rows.append({**row, "tie": correctness_tie(row)})
     return rows
 
 
@@ -101,10 +142,11 @@ def split_by_prompt(rows: list[dict], fractions: Sequence[float], seed: int) -> 
 def build_preferences(prompts: Sequence[str], answers: Sequence[str], domains: Sequence[str],
                       samples: Sequence[Sequence[str]], label_noise: float = 0.1, seed: int = 0,
                       fractions: Sequence[float] = (0.5, 0.25, 0.25), max_pairs_per_prompt: int = 3,
-                      balance_levels: bool = True) -> datasets.DatasetDict:
+                      balance_levels: bool = True, annotator: str = "rules",
+                      balance_length: bool = False) -> datasets.DatasetDict:
     """Synthetic annotator + split: the default preference data of the rubric stage."""
     rows = synthetic_pairs(prompts, answers, domains, samples, label_noise, seed, max_pairs_per_prompt,
-                           balance_levels)
+                           balance_levels, annotator, balance_length)
     return split_by_prompt(rows, fractions, seed)
 
 
@@ -136,4 +178,5 @@ def load_preferences(name_or_path: str, fractions: Sequence[float] = (0.5, 0.25,
         rows.append({"prompt": str(r[cols["prompt"]]), "chosen": str(r[cols["chosen"]]),
                      "rejected": str(r[cols["rejected"]]), "answer": None if ans is None else str(ans),
                      "domain": str(r.get(cols["domain"]) or "default"), "level": "user", "noisy": False})
+        rows[-1]["tie"] = correctness_tie(rows[-1])
     return split_by_prompt(rows, fractions, seed)

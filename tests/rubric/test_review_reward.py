@@ -85,3 +85,16 @@ def test_rubric_reward_in_unit_interval_with_one_pair_judgement_per_rollout(tmp_
     assert set(vals) <= {0.0, 0.5, 1.0} and rnd.calls == 5
     with pytest.raises(FileNotFoundError, match="dvc repro rubric"):
         make_rubric_reward(rubric_path=str(tmp_path / "missing.yaml"))
+
+
+def test_rubric_path_picks_initial_or_refined(tmp_path):
+    """train.reward_options.rubric.rubric_path: the same rollouts, rewarded by the generic or a refined rubric."""
+    refined = load_meta_rubric(META, LAYER)
+    refined.criteria = [c for c in refined.criteria if c.name not in ("thoroughness", "step_structure")]
+    refined.criteria += [c for c in refined.candidates("arithmetic") if c.name == "economy"]
+    dump_meta_rubric(refined, tmp_path / "refined.yaml")
+    comps = [resp(5), resp(5, filler=6)]  # equally correct; the second is padded
+    kw = dict(prompts=["q"] * 2, answer=["5"] * 2, group_size=2)
+    generic = make_rubric_reward(rubric_path=str(META), pvr_weight=0.0)(comps, **kw)
+    tuned = make_rubric_reward(rubric_path=str(tmp_path / "refined.yaml"), pvr_weight=0.0)(comps, **kw)
+    assert generic == [0.5, 1.0] and tuned == [0.5, 0.0]  # the anchor is 0.5; padding wins, then loses

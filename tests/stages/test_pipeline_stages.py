@@ -56,6 +56,21 @@ def test_rubric_smoke(repo):
                                                         cfg.evolve.tie_credit))
     assert m["initial_test"] == pytest.approx(agreement(judge, initial, test, cfg.evolve.tie_credit))
     assert m["gain_test"] == pytest.approx(m["refined_test"] - m["initial_test"])
+    # OpenRS's comparison on the same held-out pairs: pairwise and pointwise x initial/refined x all/tie split
+    from moalign.rubric.pointwise import pointwise_agreement
+    from moalign.rubric.preferences import tie_split
+
+    written = json.loads(Path("metrics/rubric.json").read_text())
+    refined, tie = load_meta_rubric("rubrics/refined.yaml"), tie_split(test)
+    assert written["pairs_test_tie"] == len(tie) == sum(r["tie"] for r in test)
+    for judge_name in ("pairwise_test", "pointwise_test"):
+        assert set(written[judge_name]) == {"initial", "refined", "initial_tie", "refined_tie", "gain", "gain_tie"}
+    assert written["pairwise_test"]["refined"] == pytest.approx(m["refined_test"])
+    assert written["pairwise_test"]["initial_tie"] == pytest.approx(agreement(judge, initial, tie, cfg.evolve.tie_credit))
+    assert written["pointwise_test"]["refined_tie"] == pytest.approx(pointwise_agreement(refined, tie,
+                                                                                         cfg.evolve.tie_credit))
+    assert written["pointwise_test"]["initial"] == pytest.approx(pointwise_agreement(initial, test,
+                                                                                     cfg.evolve.tie_credit))
 
 
 @pytest.mark.parametrize("strategy", ["fixed", "hypervolume", "gradient"])
@@ -136,3 +151,27 @@ def test_train_with_rubric_objective_moves_it(repo):
     good, bad = "1. 2 + 3 = 5\n2. so 5\nAnswer: \\boxed{5}", "it is 6"
     r_good, r_bad = fn([good, bad], prompts=["Question: 2 + 3?\nSolution:"] * 2, answer=["5", "5"], group_size=2)
     assert r_good > r_bad
+
+
+def test_rubric_objective_experiment_as_documented(repo):
+    """README: dvc exp run -S 'train.objectives=[accuracy,conciseness,clarity,rubric]' -S 'train.strategies=[...]'."""
+    from moalign.rl.config import TrainConfig
+
+    p = yaml.safe_load(Path("params.yaml").read_text())
+    p["train"]["objectives"] = ["accuracy", "conciseness", "clarity", "rubric"]
+    # the paper's presets are defined for three objectives: the fixed-<preset> strategies say how to fix it
+    with pytest.raises(ValueError, match="train.weighting.weights"):
+        from moalign.rl.weighting import make_weighting
+
+        make_weighting("fixed-accuracy", p["train"]["objectives"], TrainConfig(**p["train"]).weighting)
+    p["train"]["strategies"] = ["fixed", "hypervolume", "gradient"]
+    p["train"]["reward_options"] = {"rubric": {"rubric_path": "rubrics/meta.yaml"}}  # the initial rubric
+    Path("params.yaml.rubric4").write_text(yaml.safe_dump(p))
+    m = train.run(load_params("params.yaml.rubric4"), strategy="hypervolume")
+    hist = json.loads(Path("models/train/hypervolume/history.json").read_text())
+    assert hist["objectives"] == p["train"]["objectives"] and len(hist["validation"][-1]["point"]) == 4
+    assert 0 <= m["eval/rubric"] <= 1 and "weights/rubric" in m
+    with pytest.raises(FileNotFoundError, match="dvc repro rubric"):
+        p["train"]["reward_options"] = {"rubric": {"rubric_path": "rubrics/none.yaml"}}
+        Path("params.yaml.rubric4").write_text(yaml.safe_dump(p))
+        train.run(load_params("params.yaml.rubric4"), strategy="fixed")

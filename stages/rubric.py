@@ -50,7 +50,7 @@ def sample_pairs(params: Params) -> datasets.DatasetDict:
     train = list(datasets.load_from_disk(str(PREPARED / "train")))
     rows = random.Random(base.seed).sample(train, min(cfg.n_prompts, len(train)))
     prompts = [format_prompt(r["question"]) for r in rows for _ in range(cfg.samples_per_prompt)]
-    gens = BACKENDS.get("hf")(model, tok, prompts, cfg.max_new_tokens, True, cfg.temperature, 1.0, seed=base.seed)
+    gens = BACKENDS.get("fast")(model, tok, prompts, cfg.max_new_tokens, True, cfg.temperature, 1.0, seed=base.seed)
     k = cfg.samples_per_prompt
     samples = [gens.texts[i * k:(i + 1) * k] for i in range(len(rows))]
     pairs = synthetic_pairs([r["question"] for r in rows], [r["answer"] for r in rows], [r["domain"] for r in rows],

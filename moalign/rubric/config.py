@@ -70,18 +70,14 @@ class RubricConfig(StrictModel):
     def _judge(cls, v: str) -> str:
         from moalign.rubric.judges import JUDGES
 
-        if v not in JUDGES:
-            raise ValueError(f"unknown judge {v!r}; valid names: {', '.join(JUDGES.names())}")
-        return v
+        return JUDGES.check(v, "judge")
 
     @field_validator("annotator")
     @classmethod
     def _annotator(cls, v: str) -> str:
         from moalign.rubric.annotators import ANNOTATORS
 
-        if v not in ANNOTATORS:
-            raise ValueError(f"unknown annotator {v!r}; valid names: {', '.join(ANNOTATORS.names())}")
-        return v
+        return ANNOTATORS.check(v, "annotator")
 
     @field_validator("gate_checks")
     @classmethod

@@ -9,7 +9,7 @@ step-time ratio. ``--gen-batches`` adds a generation-only sweep of ``fast`` vs `
 sizes. Uses ``models/sft`` (run ``dvc repro sft`` first).
 
     python benchmarks/rl_throughput.py                   # 10 steps, 8 prompts x 8, 128 new tokens
-    python benchmarks/rl_throughput.py --gen-batches 1 2 8 64
+    python benchmarks/rl_throughput.py --gen-batches 1 2 8 64   # + generation-only sweep (greedy)
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 OBJECTIVES = ["accuracy", "conciseness", "clarity"]
 SIDES = {"trl": "TRL GRPOTrainer", "hf": "moalign hf/fixed", "fast": "moalign fast/fixed",
-         "fast-gradient": "moalign fast/gradient"}
+         "fast-gradient": "moalign fast/gradient", "fast-gradient-4": "moalign fast/gradient every 4"}
 
 
 def _model_path() -> Path:
@@ -43,7 +43,7 @@ def _rows(n: int):
     return list(datasets.load_from_disk(str(ROOT / "data/prepared/train")))[:n]
 
 
-def run_ours(a, backend: str, strategy: str) -> dict:
+def run_ours(a, backend: str, strategy: str, grad_every: int = 1) -> dict:
     import numpy as np
 
     from moalign.modeling import load_policy, load_tokenizer
@@ -54,7 +54,7 @@ def run_ours(a, backend: str, strategy: str) -> dict:
     cfg = TrainConfig(max_steps=a.steps, prompts_per_step=a.prompts, group_size=a.group, max_new_tokens=a.max_new_tokens,
                       objectives=OBJECTIVES, eval_every=10**6, val_rows=1, val_samples=0, strategies=[strategy], lr=1e-5,
                       clip_eps=0.2, checkpoint_every=10**6, snapshot_every=10**6, generation_backend=backend,
-                      logprob_buckets=a.buckets)
+                      logprob_buckets=a.buckets, grad_every=grad_every)
     rows = _rows(2000)
     t = time.perf_counter()  # wall clock of train(), like TRL's trainer.train() (one 1-prompt greedy check inside)
     hist = train(cfg, strategy, model, tok, rows, rows[:1], 0).history
@@ -97,20 +97,21 @@ def run_trl(a) -> dict:
 
 
 def run_gen(a) -> dict:
-    """Generation only: seconds per call of each backend at each batch size (same prompts, sampled)."""
+    """Generation only: seconds per call of each backend at each batch size. Greedy, so both backends
+    decode the same tokens (the same work); sampled rollouts of different lengths would time luck."""
     from moalign.generation import BACKENDS
     from moalign.modeling import load_policy, load_tokenizer
     from moalign.text import format_prompt
 
     tok, model = load_tokenizer(_model_path()), load_policy(_model_path())
-    prompts = [format_prompt(r["question"]) for r in _rows(max(a.gen_batches))]
+    prompts = [format_prompt(r["question"]) for r in _rows(max(a.gen_batches) + a.gen_reps)]
     out = {}
     for n in a.gen_batches:
         for backend in ("hf", "fast"):
-            BACKENDS.get(backend)(model, tok, prompts[:n], a.max_new_tokens, True, seed=0)  # warm-up
+            BACKENDS.get(backend)(model, tok, prompts[:n], a.max_new_tokens, False)  # warm-up
             t = time.perf_counter()
             for rep in range(a.gen_reps):
-                BACKENDS.get(backend)(model, tok, prompts[:n], a.max_new_tokens, True, seed=rep)
+                BACKENDS.get(backend)(model, tok, prompts[rep : rep + n], a.max_new_tokens, False)
             out[f"{backend}@{n}"] = (time.perf_counter() - t) / a.gen_reps
     return {"gen": out}
 
@@ -123,8 +124,8 @@ def _side(a, side: str) -> dict:
         return run_trl(a)
     if side == "gen":
         return run_gen(a)
-    backend, _, strategy = side.partition("-")
-    return run_ours(a, backend, strategy or "fixed")
+    backend, strategy, every = (side.split("-") + ["fixed", "1"])[:3]
+    return run_ours(a, backend, strategy, int(every))
 
 
 def main() -> None:
@@ -137,7 +138,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--sides", nargs="+", default=list(SIDES), choices=list(SIDES))
     ap.add_argument("--gen-batches", type=int, nargs="*", default=[], help="generation-only sweep over these batch sizes")
-    ap.add_argument("--gen-reps", type=int, default=3)
+    ap.add_argument("--gen-reps", type=int, default=5)
     ap.add_argument("--side", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.side:
@@ -170,8 +171,9 @@ def main() -> None:
               f"(peak memory x{out['fast']['peak_rss_mb'] / out['trl']['peak_rss_mb']:.2f})")
     if "trl" in out and "hf" in out:
         print(f"hf backend vs TRL: x{out['hf']['steps_per_s'] / out['trl']['steps_per_s']:.2f}")
-    if "fast" in out and "fast-gradient" in out:
-        print(f"gradient/fixed step time: x{out['fast']['steps_per_s'] / out['fast-gradient']['steps_per_s']:.2f}")
+    for side in ("fast-gradient", "fast-gradient-4"):
+        if "fast" in out and side in out:
+            print(f"{SIDES[side][8:]} / fixed step time: x{out['fast']['steps_per_s'] / out[side]['steps_per_s']:.2f}")
     if "gen" in out:
         g = out["gen"]["gen"]
         for n in a.gen_batches:

@@ -152,6 +152,20 @@ def summarise(runs: list[dict], doms: list[str], out: Path) -> None:
                         f"{np.mean([r['curve'][-1][f'train_loss/{d}'] for r in rs]):.4f},"
                         f"{rs[0]['expected_epochs'].get(d, 0.0):.2f}")
     write_text(out / "summary.csv", "\n".join(rows) + "\n")
+    # over training: early (25% of the steps) and best val loss, and the upturn after the best point
+    print("\nOver training, per domain: val loss at 25% of the steps / min (at step) / final; upturn = final - min;"
+          " train-probe loss final (mean ± sd over seeds):")
+    print("| config | domain | val @25% | min val (step) | final val | upturn | train probe final |")
+    print("|---|---|---|---|---|---|---|")
+    for c in order:
+        rs = by[c]
+        for d in doms:
+            v = np.array([[h[f"val_loss/{d}"] for h in r["curve"]] for r in rs])  # (S, T)
+            steps = np.array([h["step"] for h in rs[0]["curve"]])
+            q = int(np.searchsorted(steps, steps[-1] // 4))
+            tr = [r["curve"][-1][f"train_loss/{d}"] for r in rs]
+            print(f"| {c} | {d} | {ms(v[:, q])} | {ms(v.min(1))} ({np.mean(steps[v.argmin(1)]):.0f}) | "
+                  f"{ms(v[:, -1])} | {ms(v[:, -1] - v.min(1))} | {ms(tr)} |")
     # curves: mean (and sd) over seeds per config, domain, step
     lines = ["config,step,domain,val_loss_mean,val_loss_sd,train_loss_mean"]
     curves: dict[str, dict[str, list]] = {}
@@ -165,7 +179,7 @@ def summarise(runs: list[dict], doms: list[str], out: Path) -> None:
             lines += [f"{c},{s},{d},{m:.4f},{e:.4f},{tm:.4f}" for s, m, e, tm in zip(steps, *curves[c][d])]
     write_text(out / "curves.csv", "\n".join(lines) + "\n")
     plt = _plt()
-    fig, axes = plt.subplots(2, len(doms), figsize=(4 * len(doms), 7), sharey="row")
+    fig, axes = plt.subplots(2, len(doms), figsize=(4 * len(doms), 7))
     for j, d in enumerate(doms):
         for c in order:
             ax = axes[0 if c in MAIN else 1, j]
@@ -181,6 +195,12 @@ def summarise(runs: list[dict], doms: list[str], out: Path) -> None:
             axes[i, j].set_title(f"{d} (n={runs[0]['sizes'][d]})")
             axes[i, j].set_xlabel("step")
             axes[i, j].grid(alpha=0.3)
+    for ax in axes.flat:  # the first points (loss ~7 at step 0) would flatten the differences
+        lines = [ln.get_ydata() for ln in ax.lines]
+        if lines:
+            lo = min(float(np.min(y)) for y in lines)
+            hi = max(max(float(y[min(len(y) - 1, 3)]), float(y[-1])) for y in lines)
+            ax.set_ylim(lo - 0.05 * (hi - lo), hi)
     axes[0, 0].set_ylabel("validation loss (strategies)")
     axes[1, 0].set_ylabel("val (solid) / train probe (dotted)")
     axes[0, -1].legend(fontsize=7)
@@ -237,13 +257,17 @@ def main() -> None:
     ap.add_argument("--out", default="benchmarks/results/balance")
     ap.add_argument("--summary-only", action="store_true")
     a = ap.parse_args()
-    import torch
-
-    torch.set_num_threads(a.threads)
     out = ROOT / a.out
     out.mkdir(parents=True, exist_ok=True)
     log = out / "runs.jsonl"
     runs = [json.loads(x) for x in log.read_text().splitlines()] if log.exists() else []
+    if a.summary_only:  # no torch, no data: the records alone
+        runs = [r for r in runs if r["seed"] in a.seeds and r["config"] in a.configs]
+        summarise(runs, sorted(runs[0]["sizes"], key=lambda d: -runs[0]["sizes"][d]), out)
+        return
+    import torch
+
+    torch.set_num_threads(a.threads)
     world = World(a.eval_rows)
     done = {(r["config"], r["seed"]) for r in runs}
     todo = [(c, s) for c in a.configs for s in a.seeds if (c, s) not in done]

@@ -53,6 +53,9 @@ class SFTConfig(StrictModel):
     eval_rows: int = Field(64, ge=1, description="Validation rows per domain in each eval pass.")
     max_new_tokens: int = Field(160, ge=1, description="Generation budget of the greedy eval.")
     checkpoint_every: int = Field(300, ge=1, description="Steps between resumable checkpoints.")
+    val_loss_every: int = Field(50, ge=1, description="Steps between per-domain validation-loss passes "
+                                "(forward only, cheap): the curves `val_loss/<domain>` that show a small domain "
+                                "overfitting (plots/sft/domain_val_loss.csv); also logged at step 0.")
     loss: Literal["token_mean", "sequence_mean"] = Field(
         "token_mean", description="token_mean: every target token of the batch weighs the same (HF/TRL's "
         "default); sequence_mean: each sequence's token mean, then the batch mean (short targets weigh more per "
@@ -142,14 +145,44 @@ def evaluate_policy(model, tok, rows: list[dict], max_new_tokens: int, batch_siz
     return {f"eval/{d}/{k}": sum(v) / len(v) for d, kv in by.items() for k, v in kv.items()}
 
 
+@torch.no_grad()
+def domain_losses(model, tok, rows: list[dict], prefix: str = "val_loss", batch_size: int = 64) -> dict[str, float]:
+    """Mean per-sequence completion loss per domain, no generation: ``{f"{prefix}/{domain}": loss}``."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    enc = encode_rows(tok, rows)
+    by: dict[str, list[float]] = defaultdict(list)
+    for i in range(0, len(enc), batch_size):
+        b = {k: v.to(device) for k, v in collate(enc[i : i + batch_size], tok.pad_token_id).items()}
+        for r, loss in zip(rows[i : i + batch_size], per_sequence_loss(model, b).tolist()):
+            by[r["domain"]].append(loss)
+    if was_training:
+        model.train()
+    return {f"{prefix}/{d}": sum(v) / len(v) for d, v in sorted(by.items())}
+
+
+def curve_point(model, tok, curve_rows: dict[str, list[dict]], step: int) -> dict[str, float]:
+    """One point of the per-domain loss curves: ``step`` and ``<prefix>/<domain>`` for each row set."""
+    point: dict[str, float] = {"step": step}
+    for prefix, rows in curve_rows.items():
+        point |= domain_losses(model, tok, rows, prefix)
+    return point
+
+
 def train_sft(model, tok, encoded: list, sampler, cfg: SFTConfig, val_rows: list[dict],
               log_fn: Callable[[dict[str, float], int], None] | None = None,
-              ckpt_dir: str | Path | None = None, fingerprint: str = "") -> tuple[list[dict[str, Any]], dict[str, float]]:
+              ckpt_dir: str | Path | None = None, fingerprint: str = "",
+              curve_rows: dict[str, list[dict]] | None = None) -> tuple[list[dict[str, Any]], dict[str, float]]:
     """The SFT loop: AdamW, warmup + cosine, plan-sampled weighted batches, periodic eval and checkpoints.
 
-    Resumes from ``ckpt_dir`` when it holds a checkpoint with ``fingerprint``. Returns the eval
-    history and the last eval metrics.
+    Every ``cfg.val_loss_every`` steps (and at step 0) the per-domain loss of each row set in
+    ``curve_rows`` (default ``{"val_loss": val_rows}``; e.g. add ``"train_loss": <train rows>``
+    to see overfitting) is logged and appended to the history as ``{"step", "<prefix>/<domain>"}``;
+    the periodic evals append ``{"step", "eval/<domain>/<metric>"}``. Resumes from ``ckpt_dir``
+    when it holds a checkpoint with ``fingerprint``. Returns the history and the last eval metrics.
     """
+    curve_rows = {"val_loss": val_rows} if curve_rows is None else curve_rows
     log = logging.getLogger("moalign.sft")
     log_fn = log_fn or (lambda m, s: None)
     device = next(model.parameters()).device
@@ -166,6 +199,10 @@ def train_sft(model, tok, encoded: list, sampler, cfg: SFTConfig, val_rows: list
         start, history = state["step"], state["history"]
         log.info("resuming from checkpoint at step %d", start)
     metrics: dict[str, float] = {}
+    if start == 0 and curve_rows:
+        point = curve_point(model, tok, curve_rows, 0)
+        history.append(point)
+        log_fn({k: v for k, v in point.items() if k != "step"}, 0)
     model.train()
     for step in tqdm(range(start, cfg.max_steps), initial=start, total=cfg.max_steps, desc="sft", mininterval=5):
         idx, weights = sampler.batch(step)
@@ -184,6 +221,10 @@ def train_sft(model, tok, encoded: list, sampler, cfg: SFTConfig, val_rows: list
         if done % 10 == 0 or done == cfg.max_steps:
             log_fn({"losses/train": loss.item(), "charts/grad_norm": float(gnorm),
                     "charts/lr": sched.get_last_lr()[0], "charts/phase": sampler.phase_at(step)}, done)
+        if curve_rows and (done % cfg.val_loss_every == 0 or done == cfg.max_steps):
+            point = curve_point(model, tok, curve_rows, done)
+            history.append(point)
+            log_fn({k: v for k, v in point.items() if k != "step"}, done)
         if done % cfg.eval_every == 0 or done == cfg.max_steps:
             metrics = evaluate_policy(model, tok, val_rows, cfg.max_new_tokens)
             history.append({"step": done, **metrics})

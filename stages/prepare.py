@@ -91,7 +91,7 @@ def build_rows(cfg: PrepareConfig, seed: int, drops: Counter | None = None) -> d
     drops = Counter() if drops is None else drops
     if cfg.source == "generator":
         g = cfg.generator
-        return arith.generate(g.sizes, g.eval_rows, g.max_digits, g.op_weights, seed, g.styles)
+        return arith.generate(g.sizes, g.eval_rows, g.max_digits, g.op_weights, seed, g.styles, g.numerals)
     d = cfg.dataset
     rows = load_rows(d.name_or_path, d.columns.model_dump(), d.config, d.train_split, d.default_domain,
                      d.answer_format)

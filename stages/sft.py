@@ -1,5 +1,9 @@
 """sft stage: train the policy on the balance plan's mixture; save it to models/sft.
 
+Per-domain validation loss is logged every ``sft.val_loss_every`` steps (MLflow metric
+``val_loss/<domain>``) and written to ``plots/sft/domain_val_loss.csv`` (``step,<domain>,...``;
+a DVC plot, so ``dvc plots diff`` compares balance strategies) and ``domain_val_loss.png``.
+
 Checkpoints go to ``checkpoints/sft`` every ``sft.checkpoint_every`` steps; a rerun with
 the same params resumes from the newest one (DVC deletes ``models/sft`` before a rerun,
 so checkpoints cannot live there).
@@ -17,7 +21,7 @@ from moalign import checkpoint
 from moalign.balance import PlanSampler
 from moalign.config import Params, flatten
 from moalign.data import rows_per_domain
-from moalign.io import atomic_path, read_json, write_json
+from moalign.io import atomic_path, read_json, write_json, write_text
 from moalign.modeling import load_policy, load_tokenizer, resolve_device, resolve_dtype
 from moalign.plots import plot_curves
 from moalign.sft import encode_rows, train_sft
@@ -30,12 +34,23 @@ OUT = Path("models/sft")
 CKPT = Path("checkpoints/sft")
 METRICS = Path("metrics/sft.json")
 PLOTS = Path("plots/sft")
+DOMAIN_CSV = PLOTS / "domain_val_loss.csv"
 log = logging.getLogger("moalign.sft")
 
 
 def policy_source(params: Params) -> str:
     """The model to start from: the user's HF model, else the tiny config from prepare."""
     return params.prepare.model.name_or_path or str(PREPARED / "model")
+
+
+def domain_loss_csv(history: list[dict]) -> str:
+    """The per-domain validation-loss curves as CSV: ``step,<domain>,...``, one row per curve point."""
+    points = [h for h in history if any(k.startswith("val_loss/") for k in h)]
+    doms = sorted({k.split("/", 1)[1] for h in points for k in h if k.startswith("val_loss/")})
+    lines = ["step," + ",".join(doms)]
+    lines += [f"{h['step']}," + ",".join(f"{h[f'val_loss/{d}']:.6f}" if f"val_loss/{d}" in h else "" for d in doms)
+              for h in points]
+    return "\n".join(lines) + "\n"
 
 
 def run(params: Params) -> dict[str, float]:
@@ -75,9 +90,13 @@ def run(params: Params) -> dict[str, float]:
         write_json(METRICS, final)
         write_json(PLOTS / "history.json", history)
         keys = sorted({k for h in history for k in h if k.endswith("/accuracy")})
-        plot_curves({k.split("/")[1]: [(h["step"], h[k]) for h in history] for k in keys},
+        plot_curves({k.split("/")[1]: [(h["step"], h[k]) for h in history if k in h] for k in keys},
                     PLOTS / "accuracy.png", "SFT validation accuracy per domain", "exact match")
-        for f in (METRICS, PLOTS / "accuracy.png", PLAN):
+        write_text(DOMAIN_CSV, domain_loss_csv(history))
+        loss_keys = sorted({k for h in history for k in h if k.startswith("val_loss/")})
+        plot_curves({k.split("/")[1]: [(h["step"], h[k]) for h in history if k in h] for k in loss_keys},
+                    PLOTS / "domain_val_loss.png", "SFT validation loss per domain", "loss (nats/token)")
+        for f in (METRICS, PLOTS / "accuracy.png", DOMAIN_CSV, PLOTS / "domain_val_loss.png", PLAN):
             tr.log_artifact(f)
         checkpoint.clear(CKPT)
         return final

@@ -7,8 +7,8 @@ from moalign import checkpoint
 from moalign.data.arith import corpus, generate, solve
 from moalign.generation import hf_generate, position_ids, token_logprobs
 from moalign.modeling import tiny_config, train_tokenizer
-from moalign.sft import (collate, encode_rows, evaluate_policy, per_sequence_loss, sequence_ce, weighted_loss,
-                         weighted_token_loss)
+from moalign.sft import (collate, domain_losses, encode_rows, evaluate_policy, per_sequence_loss, sequence_ce,
+                         weighted_loss, weighted_token_loss)
 from moalign.grading import extract_answer
 from moalign.text import format_completion
 
@@ -97,3 +97,34 @@ def test_checkpoint_latest_matches_fingerprint(tmp_path):
     assert len(list(tmp_path.glob("step-*"))) == 2
     assert checkpoint.latest(tmp_path, "aaa")["x"] == 3
     assert checkpoint.latest(tmp_path, "bbb") is None
+
+
+def test_domain_losses_match_evaluate_policy():
+    rows, tok, model = tiny()
+    val = rows["val"]  # 2 en + 2 de rows
+    got = domain_losses(model, tok, val, batch_size=3)  # batches that straddle domains
+    ref = evaluate_policy(model, tok, val, 4)
+    assert set(got) == {"val_loss/de", "val_loss/en"}
+    for d in ("de", "en"):
+        assert got[f"val_loss/{d}"] == pytest.approx(ref[f"eval/{d}/loss"], rel=1e-5)
+    assert got["val_loss/de"] != pytest.approx(got["val_loss/en"])
+
+
+def test_train_sft_logs_per_domain_loss_curve():
+    from moalign.balance import BalanceConfig, PlanSampler, build_plan
+    from moalign.sft import SFTConfig, train_sft
+
+    rows, tok, model = tiny()
+    train = rows["train"]
+    by = {d: [i for i, r in enumerate(train) if r["domain"] == d] for d in ("de", "en")}
+    plan = build_plan(BalanceConfig(strategy="temperature", tau=1.0), {d: len(v) for d, v in by.items()}, 20)
+    cfg = SFTConfig(max_steps=5, batch_size=4, eval_every=5, val_loss_every=2, max_new_tokens=4, warmup_steps=1)
+    logged = []
+    history, _ = train_sft(model, tok, encode_rows(tok, train), PlanSampler(plan, by, 5, 4, 0), cfg, rows["val"],
+                           lambda m, s: logged.append((s, m)),
+                           curve_rows={"val_loss": rows["val"], "train_loss": train[:4]})
+    points = [h for h in history if "val_loss/en" in h]
+    assert [h["step"] for h in points] == [0, 2, 4, 5]
+    assert all({"val_loss/de", "val_loss/en", "train_loss/en"} <= set(h) for h in points)
+    assert points[-1]["val_loss/en"] < points[0]["val_loss/en"]  # it learns
+    assert [s for s, m in logged if "val_loss/de" in m] == [0, 2, 4, 5]

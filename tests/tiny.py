@@ -22,7 +22,7 @@ TINY: dict[str, Any] = {
     },
     "balance": {"unimax_budget": 64},
     "sft": {"max_steps": 6, "batch_size": 4, "eval_every": 3, "eval_rows": 2, "max_new_tokens": 12,
-            "checkpoint_every": 3, "warmup_steps": 1},
+            "checkpoint_every": 3, "warmup_steps": 1, "val_loss_every": 3},
     "rubric": {},
     # three strategies (not the default five) keep CI short; fixed-<preset> names are unit-tested
     "train": {"max_steps": 2, "prompts_per_step": 2, "group_size": 2, "max_new_tokens": 12, "eval_every": 1,

@@ -20,6 +20,19 @@ weighting has room to act (issue: "objectives in real tension"):
 - ``terse``: no steps, only ``Answer: \\boxed{..}`` (~8-12 tokens). Shortest, clarity 0,
   accuracy as low as ``outline``.
 
+Domains (``prepare.generator.numerals``, default ``words``). Every domain shares the core skill
+(digits, column arithmetic, ``\\boxed{N}``: graders and RL rewards work unchanged everywhere) but
+``es``/``fr``/``de`` questions write their operands in the language's own number words
+(:mod:`moalign.data.numerals`: Spanish "cuarenta y dos", French vigesimal "quatre-vingt-dix-neuf",
+German units-first "zweiundvierzig"), so the first solution line (the expression in digits), and
+any terse answer, needs a reading only that domain's rows teach; ``en`` keeps digits and is
+bit-identical to ``numerals: digits`` for a given seed (spelling draws no random numbers).
+Departure from the earlier world (``numerals: digits``, all domains with digits), and why: there
+the four languages differed only in template words, so what ``en`` taught transferred almost fully
+and the 100x long tail did not hurt the smallest domain; the balance question ("Upsample or
+Upweight?") had nothing to bite on. Number words keep the 100x tail meaningful: a domain with 100
+rows sees each of its number words only a few times.
+
 So conciseness pulls toward terse/outline, accuracy toward worked, clarity away from terse;
 length is a choice the policy makes at its first line, not a by-product of correctness. No
 style dominates another on all three objectives, so the fixed presets end at different points
@@ -31,6 +44,8 @@ from __future__ import annotations
 
 import random
 from typing import Iterable
+
+from moalign.data.numerals import spell
 
 # surface templates per domain: {a} {b} {c} are operands; one template per operation
 TEMPLATES: dict[str, dict[str, str]] = {
@@ -114,6 +129,7 @@ def _mul_steps(a: int, b: int) -> tuple[list[str], int]:
 
 
 STYLES = ("worked", "outline", "terse")
+NUMERALS = ("words", "digits")
 
 
 def solve(op: str, a: int, b: int, c: int = 0, style: str = "worked") -> tuple[str, int]:
@@ -165,10 +181,18 @@ def generate(
     op_weights: dict[str, float],
     seed: int,
     styles: dict[str, float] | None = None,
+    numerals: str = "words",
 ) -> dict[str, list[dict[str, str]]]:
     """Rows for splits ``train``/``val``/``test``: ``sizes[d]`` train rows per domain and
     ``eval_rows`` val and test rows per domain, all problems distinct across splits; each
-    solution's style is drawn with probabilities proportional to ``styles`` (default: all worked)."""
+    solution's style is drawn with probabilities proportional to ``styles`` (default: all worked).
+
+    ``numerals="words"`` writes the question's operands in the domain's own number words
+    (:mod:`moalign.data.numerals`; ``en`` and ``sym`` keep digits); ``"digits"`` writes digits in
+    every domain. Spelling draws no random numbers, so both give the same problems, styles,
+    solutions and order, and ``en`` rows are identical."""
+    if numerals not in NUMERALS:
+        raise ValueError(f"prepare.generator.numerals {numerals!r} is unknown; valid: {', '.join(NUMERALS)}")
     styles = styles or {"worked": 1.0}
     bad = set(styles) - set(STYLES)
     if bad:
@@ -198,7 +222,10 @@ def generate(
                 seen.add(key)
                 style = rng.choices(snames, sweights)[0]
                 solution, ans = solve(op, a, b, c, style=style)
-                q = TEMPLATES[domain][op].format(a=a, b=b, c=c)
+                if numerals == "words":
+                    q = TEMPLATES[domain][op].format(a=spell(a, domain), b=spell(b, domain), c=spell(c, domain))
+                else:
+                    q = TEMPLATES[domain][op].format(a=a, b=b, c=c)
                 out[split].append({"question": q, "answer": str(ans), "domain": domain, "style": style,
                                    "solution": solution})
                 made += 1

@@ -23,6 +23,11 @@ class GeneratorConfig(StrictModel):
         description="Shares of the SFT solution styles worked / outline / terse (moalign.data.arith docstring): "
         "the RL trade-off between accuracy, clarity and length.",
     )
+    numerals: Literal["words", "digits"] = Field(
+        "words", description="How questions write their operands: words = es/fr/de in their own number words "
+        "(en keeps digits; each domain needs its own rows to read its questions: moalign.data.arith docstring), "
+        "digits = digits everywhere (the earlier world, where domains differed only in template words).",
+    )
     op_weights: dict[str, float] = Field(
         default_factory=lambda: {"add": 1.0, "sub": 1.0, "mul": 1.0, "two": 0.5},
         description="Relative frequency of add/sub/mul and two-step problems.",

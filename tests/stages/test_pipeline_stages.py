@@ -38,6 +38,18 @@ def test_sft_smoke(repo):
     assert "all/accuracy" in m and "en/loss" in m
     assert Path("models/sft/model.safetensors").exists() and Path("models/sft/tokenizer.json").exists()
     assert not Path("checkpoints/sft").exists()  # cleared after success
+    # per-domain validation-loss curve: one column per domain, one row per val_loss_every steps (+ step 0)
+    csv = Path("plots/sft/domain_val_loss.csv").read_text().splitlines()
+    assert csv[0] == "step,de,en,es,fr"
+    assert [int(r.split(",")[0]) for r in csv[1:]] == [0, 3, 6]
+    assert all(len(r.split(",")) == 5 and all(float(x) > 0 for x in r.split(",")[1:]) for r in csv[1:])
+    assert Path("plots/sft/domain_val_loss.png").exists()
+    last = dict(zip(csv[0].split(","), csv[-1].split(",")))
+    assert float(last["de"]) == pytest.approx(m["de/loss"], abs=1e-5)  # the same loss the final eval reports
+    mlflow.set_tracking_uri(load_params().base.tracking.uri)
+    run = mlflow.search_runs(experiment_names=["moalign"], filter_string="tags.`moalign.stage` = 'sft'").iloc[0]
+    hist = mlflow.tracking.MlflowClient().get_metric_history(run.run_id, "val_loss/de")
+    assert sorted(h.step for h in hist) == [0, 3, 6]
 
 
 def test_rubric_smoke(repo):

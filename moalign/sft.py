@@ -133,7 +133,7 @@ def evaluate_policy(model, tok, rows: list[dict], max_new_tokens: int, batch_siz
     for i in range(0, len(enc), batch_size):
         b = {k: v.to(device) for k, v in collate(enc[i : i + batch_size], tok.pad_token_id).items()}
         losses += per_sequence_loss(model, b).tolist()
-    gens = BACKENDS.get("hf")(model, tok, [format_prompt(r["question"]) for r in rows], max_new_tokens, False)
+    gens = BACKENDS.get("fast")(model, tok, [format_prompt(r["question"]) for r in rows], max_new_tokens, False)
     by = defaultdict(lambda: defaultdict(list))
     for r, loss, text, n in zip(rows, losses, gens.texts, gens.lengths):
         ok = grade(text, r["answer"])

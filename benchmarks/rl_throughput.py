@@ -124,8 +124,8 @@ def _side(a, side: str) -> dict:
         return run_trl(a)
     if side == "gen":
         return run_gen(a)
-    backend, strategy, every = (side.split("-") + ["fixed", "1"])[:3]
-    return run_ours(a, backend, strategy, int(every))
+    parts = side.split("-")  # backend[-strategy[-grad_every]]
+    return run_ours(a, parts[0], parts[1] if len(parts) > 1 else "fixed", int(parts[2]) if len(parts) > 2 else 1)
 
 
 def main() -> None:

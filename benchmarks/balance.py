@@ -29,7 +29,6 @@ of scalarization over temperature sampling at equal tau (Theorem 2) is measured.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections import defaultdict
@@ -39,6 +38,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from runlog import RunLog  # noqa: E402
 
 MAIN = ["tau=1", "tau=5", "tau=100", "scalarization(tau=5)", "unimax", "cooldown(5->1)"]
 WORLD = ["en-only", "tau=100-long"]
@@ -262,9 +263,8 @@ def main() -> None:
     ap.add_argument("--summary-only", action="store_true")
     a = ap.parse_args()
     out = ROOT / a.out
-    out.mkdir(parents=True, exist_ok=True)
-    log = out / "runs.jsonl"
-    runs = [json.loads(x) for x in log.read_text().splitlines()] if log.exists() else []
+    log = RunLog(out)
+    runs = log.runs
     if a.summary_only:  # no torch, no data: the records alone
         runs = [r for r in runs if r["seed"] in a.seeds and r["config"] in a.configs]
         summarise(runs, sorted(runs[0]["sizes"], key=lambda d: -runs[0]["sizes"][d]), out)
@@ -278,9 +278,7 @@ def main() -> None:
     t_all = time.time()
     for c, s in ([] if a.summary_only else todo):
         rec = one_run(world, a, c, s)
-        with log.open("a") as f:
-            f.write(json.dumps(rec) + "\n")
-        runs.append(rec)
+        log.add(rec)
         print(f"{c} seed {s}: {rec['wall_s']:.0f}s, val loss "
               + " ".join(f"{d} {rec['final'][f'eval/{d}/loss']:.3f}" for d in world.doms)
               + ", acc " + " ".join(f"{d} {rec['final'][f'eval/{d}/accuracy']:.2f}" for d in world.doms), flush=True)

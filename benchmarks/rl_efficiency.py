@@ -31,6 +31,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from runlog import RunLog  # noqa: E402
 
 
 def _coerce(v: str):
@@ -199,9 +201,8 @@ def main() -> None:
     from moalign.config import load_params
 
     out = ROOT / a.out
-    out.mkdir(parents=True, exist_ok=True)
-    log = out / "runs.jsonl"
-    runs = [json.loads(x) for x in log.read_text().splitlines()] if log.exists() else []
+    log = RunLog(out)
+    runs = log.runs
     strategies = a.strategies or load_params(ROOT / "params.yaml").train.strategies
     done = {(r["strategy"], r["seed"]) for r in runs}
     jobs = [{"strategy": s, "seed": seed, "steps": a.steps, "set": a.set, "samples": a.samples,
@@ -210,9 +211,7 @@ def main() -> None:
     if not a.summary_only and jobs:
         with ProcessPoolExecutor(a.jobs) as ex:
             for rec in ex.map(one_run, jobs):
-                with log.open("a") as f:
-                    f.write(json.dumps(rec) + "\n")
-                runs.append(rec)
+                log.add(rec)
                 print(f"seed {rec['seed']} {rec['strategy']}: test point {np.round(rec['test_point'], 3)} "
                       f"length {rec['test_length']:.1f} weights {np.round(rec['final_weights'], 3)}", flush=True)
     runs = [r for r in runs if r["seed"] in a.seeds and r["strategy"] in strategies]

@@ -35,6 +35,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
+from runlog import RunLog  # noqa: E402
 
 CURVES = ("rewards/accuracy/mean", "charts/completion_length", "rewards/rubric/mean")
 
@@ -148,9 +149,8 @@ def main() -> None:
     from moalign.config import load_params
 
     out = ROOT / a.out
-    out.mkdir(parents=True, exist_ok=True)
-    log = out / "runs.jsonl"
-    done = [json.loads(x) for x in log.read_text().splitlines()] if log.exists() else []
+    log = RunLog(out)
+    done = log.runs
     if not a.summary_only:
         missing = [k for k, p in rubric_paths(load_params(ROOT / "params.yaml")).items()
                    if k in a.rubrics and not p.exists()]
@@ -166,9 +166,7 @@ def main() -> None:
                 t0 = time.time()
                 rec = one_run(job)
                 print(f"{rub} seed {seed}: {time.time() - t0:.0f}s", flush=True)
-                with log.open("a") as f:
-                    f.write(json.dumps(rec) + "\n")
-                done.append(rec)
+                log.add(rec)
     runs = [r for r in done if r["steps"] == a.steps and r["seed"] in a.seeds and r["rubric"] in a.rubrics]
     if runs:
         summarise(runs, out)

@@ -1,0 +1,23 @@
+"""Resumable run records shared by the benchmarks: one JSON object per finished run in ``<out>/runs.jsonl``.
+
+A rerun reads what is there and skips it; each new record is appended as soon as its run ends, so
+an interrupted benchmark loses at most the run in progress.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+class RunLog:
+    def __init__(self, out: Path):
+        out.mkdir(parents=True, exist_ok=True)
+        self.path = out / "runs.jsonl"
+        self.runs: list[dict] = [json.loads(x) for x in self.path.read_text().splitlines() if x.strip()] \
+            if self.path.exists() else []
+
+    def add(self, rec: dict) -> None:
+        with self.path.open("a") as f:
+            f.write(json.dumps(rec) + "\n")
+        self.runs.append(rec)

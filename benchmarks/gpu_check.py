@@ -125,8 +125,7 @@ def run_backend(a, name: str, tok, model, device, peak: float) -> dict:
         sync(device)
         t = time.perf_counter()
         model.train()
-        first = int(g.completion_mask.any(0).float().argmax())
-        logp = token_logprobs(model, ids, mask, 4, first)[:, 1:]
+        logp = token_logprobs(model, ids, mask, 4, g.completion_start)[:, 1:]
         adv = combine_advantages(r, torch.tensor([0.5, 0.5], device=device), "grpo").reshape(-1)
         loss, _ = policy_loss(logp, logp.detach(), adv, cmask, 0.2)
         opt.zero_grad(set_to_none=True)

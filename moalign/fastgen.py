@@ -51,7 +51,7 @@ import sys
 import torch
 import torch.nn.functional as F
 
-from moalign.generation import BACKENDS, Generations, assemble, position_ids
+from moalign.generation import BACKENDS, Generations, assemble, forward_params, position_ids
 
 
 def _causal_lm(model):
@@ -88,10 +88,7 @@ def _cache_kv(cache, i: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _forward_kwargs(model, cache) -> dict:
     """Cache keyword of this transformers version (``cache`` from 5.x, ``past_key_values`` before)."""
-    import inspect
-
-    params = inspect.signature(model.forward).parameters
-    return {"cache": cache} if "cache" in params else {"past_key_values": cache}
+    return {"cache": cache} if "cache" in forward_params(model) else {"past_key_values": cache}
 
 
 class _Sampler:
@@ -242,8 +239,9 @@ def decode(model, ids: torch.Tensor, mask: torch.Tensor, max_new_tokens: int, sa
         total = -(-total // 64) * 64
     lm = _causal_lm(model)
     cache = _new_cache(lm.config)
+    keep = {"logits_to_keep": 1} if "logits_to_keep" in forward_params(lm) else {}  # only the next token's
     out = lm(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask), use_cache=True,
-             **_forward_kwargs(lm, cache))
+             **_forward_kwargs(lm, cache), **keep)
     fused = fused_decoder(lm, total)
     step = _FusedStep(lm, cache, n, total, P) if fused else _GenericStep(lm, cache)
     static = static and fused

@@ -29,6 +29,11 @@ class Generations:
     completion_mask: torch.Tensor
     lengths: list[int]
 
+    @property
+    def completion_start(self) -> int:
+        """First column that holds a completion token (= the prompts' padded width)."""
+        return int(self.completion_mask.any(0).float().argmax())
+
 
 def position_ids(mask: torch.Tensor) -> torch.Tensor:
     """(N, L) attention mask -> (N, L) positions counting only real tokens (left padding safe)."""
@@ -115,7 +120,7 @@ def token_logprobs(model, ids: torch.Tensor, mask: torch.Tensor, buckets: int = 
 
 def _token_logprobs(model, ids: torch.Tensor, mask: torch.Tensor, start: int = 1) -> torch.Tensor:
     L = ids.shape[1]
-    kw = {"logits_to_keep": L - start + 1} if start > 1 and _keeps_logits(model) else {}
+    kw = {"logits_to_keep": L - start + 1} if start > 1 and "logits_to_keep" in forward_params(model) else {}
     logits = model(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask), **kw).logits
     logits = logits[:, -(L - start + 1) : -1]  # predictions of columns start .. L-1
     target = ids[:, start:, None]
@@ -123,14 +128,15 @@ def _token_logprobs(model, ids: torch.Tensor, mask: torch.Tensor, start: int = 1
     return torch.nn.functional.pad(logp, (start, 0))
 
 
-def _keeps_logits(model) -> bool:
+def forward_params(model) -> set[str]:
+    """Keyword names ``model.forward`` accepts (``logits_to_keep``, ``cache``, ...); empty if unknown."""
     import inspect
 
     fwd = getattr(getattr(model, "module", model), "forward", None)  # DDP wraps the model in .module
     try:
-        return "logits_to_keep" in inspect.signature(fwd).parameters
+        return set(inspect.signature(fwd).parameters)
     except (TypeError, ValueError):
-        return False
+        return set()
 
 
 from moalign import fastgen as _fastgen  # noqa: E402,F401  (registers the ``fast`` backend)

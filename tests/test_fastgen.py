@@ -198,7 +198,7 @@ def test_gpu_check_refuses_without_cuda_and_runs_its_cpu_smoke(capsys):
 def test_logprobs_from_the_first_completion_column(tok, kind):
     model = build(tok, kind)
     g = BACKENDS.get("fast")(model, tok, PROMPTS, 12, True, seed=0)
-    first = int(g.completion_mask.any(0).float().argmax())
+    first = g.completion_start
     assert first == g.ids.shape[1] - max(g.lengths)
     with torch.no_grad():
         full = token_logprobs(model, g.ids, g.mask)

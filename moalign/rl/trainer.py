@@ -194,7 +194,7 @@ def train(
         ids, mask, cmask = g.ids.to(device), g.mask.to(device), g.completion_mask[:, 1:].to(device)
         model.train()
         with clock("forward"):
-            first = int(g.completion_mask.any(0).float().argmax())  # first completion column
+            first = g.completion_start
             logp = token_logprobs(model, ids, mask, cfg.logprob_buckets, first)[:, 1:]  # (N, L-1)
             old = logp.detach()
             with torch.no_grad():

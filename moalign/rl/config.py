@@ -43,6 +43,9 @@ class TrainConfig(StrictModel):
     temperature: float = Field(1.0, gt=0, description="Sampling temperature of rollouts.")
     top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling of rollouts.")
     lr: float = Field(2e-4, gt=0, description="Policy AdamW learning rate.")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW decoupled weight decay of the policy update. 0 (default): "
+                                "the update is the policy gradient (+ KL) alone, so a zero gradient leaves the policy "
+                                "unchanged; torch's AdamW default 0.01 would shrink every weight each step.")
     kl_coef: float = Field(0.0, ge=0, description="KL(policy || SFT reference) coefficient; 0 skips the reference model.")
     clip_eps: float | None = Field(0.2, description="PPO ratio clip; null disables clipping.")
     grad_clip: float = Field(1.0, gt=0, description="Max gradient norm of the policy update.")

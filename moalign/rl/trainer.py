@@ -151,7 +151,7 @@ def train(
     grad_params = select_params(model, cfg.grad_layers) if weighting.needs_objective_grads else []
     chosen = {id(p) for _, p in grad_params}
     all_params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr, betas=(0.9, 0.99))
+    opt = torch.optim.AdamW(all_params, lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay)
     if accelerator is not None:
         model, opt = accelerator.prepare(model, opt)
     res, start = TrainResult(), 0

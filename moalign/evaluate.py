@@ -92,10 +92,11 @@ def score_policy(model, tok, rows: list[dict], objectives: list[str], fns: dict[
     from here too, so validation and evaluation share one definition of the objective vector.
     """
     n = max(samples, 1)
-    prompts = [format_prompt(r["question"]) for r in rows]
-    gens = BACKENDS.get(backend)(model, tok, [p for p in prompts for _ in range(n)], max_new_tokens, samples > 0,
-                                 temperature, 1.0, seed=seed if samples > 0 else None)
+    policy_prompts = [format_prompt(r["question"], tok) for r in rows]  # chat-templated when tok has a template
+    gens = BACKENDS.get(backend)(model, tok, [p for p in policy_prompts for _ in range(n)], max_new_tokens,
+                                 samples > 0, temperature, 1.0, seed=seed if samples > 0 else None)
     rep = [r for r in rows for _ in range(n)]
+    prompts = [format_prompt(r["question"]) for r in rows]  # reward context (the judge's query): the raw format
     cols = {"answer": [r["answer"] for r in rep], "prompts": [p for p in prompts for _ in range(n)],
             "domain": [r["domain"] for r in rep], "completion_lengths": gens.lengths, "group_size": n}
     lengths = np.asarray(gens.lengths, dtype=float).reshape(len(rows), n).mean(1)  # (P,)

@@ -6,6 +6,10 @@ multiplied by its domain's loss weight
 (1 except for scalarization), averaged over the batch. Evaluation reports per-domain
 validation loss and accuracy of greedy answers, graded by :func:`moalign.grading.grade`
 (the grader of the RL accuracy reward and of evaluation).
+
+Prompts and targets are rendered by :mod:`moalign.text` for the tokenizer at hand: with a chat
+template the target is the assistant turn, the loss covers only its tokens (content and the
+end-of-turn EOS, so generation learns to stop) and never the prompt or the template's system turn.
 """
 
 from __future__ import annotations
@@ -25,13 +29,15 @@ from moalign import checkpoint
 from moalign.generation import BACKENDS
 from moalign.grading import grade
 from moalign.schema import StrictModel
-from moalign.text import format_completion, format_prompt
+from moalign.text import format_prompt, format_target
 
 
 class LoraConfig(StrictModel):
-    """Optional LoRA adapters via peft (merged into the saved policy)."""
+    """Optional LoRA adapters via peft: SFT merges them into models/sft; the train stage then trains fresh
+    adapters on that policy (saved alone, a few MB, in models/train/<strategy> and its snapshots)."""
 
-    enabled: bool = Field(False, description="Train LoRA adapters instead of all weights.")
+    enabled: bool = Field(False, description="Train LoRA adapters instead of all weights, in SFT and in the train "
+                          "stage (the practical setting for a pretrained model on CPU: profiles/smollm2.yaml).")
     r: int = Field(16, ge=1, description="LoRA rank.")
     alpha: int = Field(32, ge=1, description="LoRA alpha.")
     dropout: float = Field(0.0, ge=0, lt=1, description="LoRA dropout.")
@@ -45,7 +51,8 @@ class SFTConfig(StrictModel):
 
     max_steps: int = Field(1200, ge=1, description="Optimizer steps.")
     batch_size: int = Field(32, ge=1, description="Sequences per step.")
-    lr: float = Field(3e-3, gt=0, description="Peak AdamW learning rate (tiny models like it high).")
+    lr: float = Field(3e-3, gt=0, description="Peak AdamW learning rate (tiny models like it high; a pretrained model "
+                      "needs ~2e-5, or ~2e-4 with LoRA: the stage warns).")
     warmup_steps: int = Field(50, ge=0, description="Linear warmup, then cosine decay to 10%.")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
     grad_clip: float = Field(1.0, gt=0, description="Max gradient norm.")
@@ -65,11 +72,17 @@ class SFTConfig(StrictModel):
     lora: LoraConfig = Field(default_factory=LoraConfig)
 
 
+def until_eos(ids: list[int], eos: int) -> list[int]:
+    """``ids`` cut right after their first EOS, or with EOS appended when they hold none."""
+    return ids[: ids.index(eos) + 1] if eos in ids else ids + [eos]
+
+
 def encode_rows(tok, rows: list[dict]) -> list[tuple[list[int], list[int]]]:
-    """(prompt ids, completion ids + EOS) per row."""
-    prompts = tok([format_prompt(r["question"]) for r in rows], add_special_tokens=False)["input_ids"]
-    comps = tok([format_completion(r["solution"], r["answer"]) for r in rows], add_special_tokens=False)["input_ids"]
-    return [(p, c + [tok.eos_token_id]) for p, c in zip(prompts, comps)]
+    """(prompt ids, target ids ending with EOS) per row (moalign.text renders both)."""
+    prompts = tok([format_prompt(r["question"], tok) for r in rows], add_special_tokens=False)["input_ids"]
+    targets = [format_target(r["question"], r.get("solution") or "", r["answer"], tok) for r in rows]
+    comps = tok(targets, add_special_tokens=False)["input_ids"]
+    return [(p, until_eos(c, tok.eos_token_id)) for p, c in zip(prompts, comps)]
 
 
 def collate(encoded: list[tuple[list[int], list[int]]], pad_id: int) -> dict[str, torch.Tensor]:
@@ -133,7 +146,7 @@ def evaluate_policy(model, tok, rows: list[dict], max_new_tokens: int, batch_siz
     for i in range(0, len(enc), batch_size):
         b = {k: v.to(device) for k, v in collate(enc[i : i + batch_size], tok.pad_token_id).items()}
         losses += per_sequence_loss(model, b).tolist()
-    gens = BACKENDS.get("fast")(model, tok, [format_prompt(r["question"]) for r in rows], max_new_tokens, False)
+    gens = BACKENDS.get("fast")(model, tok, [format_prompt(r["question"], tok) for r in rows], max_new_tokens, False)
     by = defaultdict(lambda: defaultdict(list))
     for r, loss, text, n in zip(rows, losses, gens.texts, gens.lengths):
         ok = grade(text, r["answer"])

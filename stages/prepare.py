@@ -27,7 +27,7 @@ from moalign.data.loader import load_rows
 from moalign.errors import StageError
 from moalign.io import atomic_path, write_json
 from moalign.modeling import load_tokenizer, tiny_config, train_tokenizer
-from moalign.text import format_completion, format_prompt
+from moalign.sft import encode_rows
 from moalign.tracking import stage_run
 from stages._edge import stage_main
 
@@ -70,10 +70,8 @@ def drop_too_long(splits: dict[str, list[dict[str, str]]], tok, max_length: int,
     """
     out: dict[str, list[dict[str, str]]] = {}
     for name, rows in splits.items():
-        prompts = tok([format_prompt(r["question"]) for r in rows], add_special_tokens=False)["input_ids"]
-        targets = tok([format_completion(r.get("solution") or "", r["answer"]) for r in rows],
-                      add_special_tokens=False)["input_ids"]
-        out[name] = [r for r, p, t in zip(rows, prompts, targets) if len(p) <= max_length and len(t) < max_length]
+        enc = encode_rows(tok, rows)  # the prompts and targets SFT trains on (chat-templated or raw)
+        out[name] = [r for r, (p, t) in zip(rows, enc) if len(p) <= max_length and len(t) <= max_length]
         n = len(rows) - len(out[name])
         drops["dropped_too_long"] += n
         if n:
@@ -126,6 +124,8 @@ def run(params: Params) -> dict[str, object]:
             model_dir = tmp / "model"
             if cfg.model.name_or_path:
                 tok = load_tokenizer(cfg.model.name_or_path)
+                if cfg.model.chat_template == "off":
+                    tok.chat_template = None  # the decision travels with the tokenizer (moalign/text.py)
                 tok.save_pretrained(model_dir)
                 (model_dir / "SOURCE").write_text(cfg.model.name_or_path + "\n")
             else:

@@ -49,7 +49,7 @@ def sample_pairs(params: Params) -> datasets.DatasetDict:
     tok = load_tokenizer(SFT)
     train = list(datasets.load_from_disk(str(PREPARED / "train")))
     rows = random.Random(base.seed).sample(train, min(cfg.n_prompts, len(train)))
-    prompts = [format_prompt(r["question"]) for r in rows for _ in range(cfg.samples_per_prompt)]
+    prompts = [format_prompt(r["question"], tok) for r in rows for _ in range(cfg.samples_per_prompt)]
     gens = BACKENDS.get("fast")(model, tok, prompts, cfg.max_new_tokens, True, cfg.temperature, 1.0, seed=base.seed)
     k = cfg.samples_per_prompt
     samples = [gens.texts[i * k:(i + 1) * k] for i in range(len(rows))]

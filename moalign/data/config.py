@@ -112,6 +112,11 @@ class ModelConfig(StrictModel):
     num_layers: int = Field(4, ge=1, description="Tiny model depth.")
     num_heads: int = Field(4, ge=1, description="Attention heads (must divide hidden_size).")
     max_length: int = Field(320, ge=64, description="Max positions (prompt + completion).")
+    chat_template: Literal["auto", "off"] = Field(
+        "auto", description="Prompt format of every stage (moalign/text.py): auto = the model's chat template when its "
+        "tokenizer has one (the question and the answer-format instruction as the user turn, SFT targets as the "
+        "assistant turn), else the raw 'Question: ...\\nSolution:' format; off = always raw (prepare saves the "
+        "tokenizer without its template, and every later stage reads that tokenizer).")
 
     @model_validator(mode="after")
     def _heads(self) -> "ModelConfig":

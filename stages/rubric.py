@@ -22,10 +22,13 @@ from pathlib import Path
 import datasets
 
 from moalign.config import Params, flatten
+from moalign.errors import StageError
 from moalign.generation import BACKENDS
+from moalign.guards import no_pairs_message
 from moalign.io import atomic_path, write_json
 from moalign.modeling import load_policy, load_tokenizer, resolve_device, resolve_dtype
 from moalign.plots import plot_curves
+from moalign.rubric.annotators import ANNOTATORS
 from moalign.rubric.evolve import agreement, evolve
 from moalign.rubric.judges import make_judge
 from moalign.rubric.pointwise import pointwise_agreement
@@ -56,6 +59,10 @@ def sample_pairs(params: Params) -> datasets.DatasetDict:
     pairs = synthetic_pairs([r["question"] for r in rows], [r["answer"] for r in rows], [r["domain"] for r in rows],
                             samples, cfg.label_noise, base.seed, cfg.max_pairs_per_prompt, cfg.balance_levels,
                             cfg.annotator, cfg.balance_length)
+    why = no_pairs_message(pairs, samples, [r["answer"] for r in rows], ANNOTATORS.get(cfg.annotator), cfg.annotator,
+                           cfg.splits)  # a policy that cannot give pairs: say what it wrote, not "raise n_prompts"
+    if why:
+        raise StageError(why)
     return split_by_prompt(pairs, cfg.splits, base.seed)
 
 

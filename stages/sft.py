@@ -7,6 +7,11 @@ a DVC plot, so ``dvc plots diff`` compares balance strategies) and ``domain_val_
 Checkpoints go to ``checkpoints/sft`` every ``sft.checkpoint_every`` steps; a rerun with
 the same params resumes from the newest one (DVC deletes ``models/sft`` before a rerun,
 so checkpoints cannot live there).
+
+With ``sft.lora.enabled`` the adapters are merged into ``models/sft`` and the LoRA settings are
+recorded beside it (``moalign_lora.json``): the train stage then trains fresh adapters on it.
+A pretrained model (``prepare.model.name_or_path``) met with tiny-model settings (``sft.lr``,
+full-parameter training of > 100M parameters on CPU) gets a one-line warning naming the fix.
 """
 
 from __future__ import annotations
@@ -21,8 +26,9 @@ from moalign import checkpoint
 from moalign.balance import PlanSampler
 from moalign.config import Params, flatten
 from moalign.data import rows_per_domain
+from moalign.guards import warn_pretrained
 from moalign.io import atomic_path, read_json, write_json, write_text
-from moalign.modeling import load_policy, load_tokenizer, resolve_device, resolve_dtype
+from moalign.modeling import add_lora, load_policy, load_tokenizer, resolve_device, resolve_dtype, save_lora_settings
 from moalign.plots import plot_curves
 from moalign.sft import encode_rows, train_sft
 from moalign.tracking import stage_run
@@ -65,12 +71,9 @@ def run(params: Params) -> dict[str, float]:
         plan = read_json(PLAN)
         tok = load_tokenizer(PREPARED / "model")
         model = load_policy(policy_source(params), dtype=dtype, seed=base.seed).to(device)
+        warn_pretrained("sft", bool(params.prepare.model.name_or_path), cfg.lr, cfg.lora.enabled, model, device)
         if cfg.lora.enabled:
-            from peft import LoraConfig as PeftLora, get_peft_model
-
-            lc = cfg.lora
-            model = get_peft_model(model, PeftLora(r=lc.r, lora_alpha=lc.alpha, lora_dropout=lc.dropout,
-                                                   target_modules=lc.target_modules, task_type="CAUSAL_LM"))
+            model = add_lora(model, cfg.lora.model_dump())
         model.train()
         domains = train["domain"]
         by_domain: dict[str, list[int]] = defaultdict(list)
@@ -86,6 +89,8 @@ def run(params: Params) -> dict[str, float]:
         with atomic_path(OUT) as tmp:
             model.save_pretrained(tmp, safe_serialization=True)
             tok.save_pretrained(tmp)
+            if cfg.lora.enabled:  # the train stage trains LoRA adapters on this policy too
+                save_lora_settings(tmp, cfg.lora.model_dump())
         final = {k.replace("eval/", ""): v for k, v in metrics.items()}
         write_json(METRICS, final)
         write_json(PLOTS / "history.json", history)

@@ -24,8 +24,9 @@ import torch
 
 from moalign import checkpoint
 from moalign.config import Params, flatten
+from moalign.guards import warn_pretrained
 from moalign.io import atomic_path, write_json, write_text
-from moalign.modeling import load_policy, load_tokenizer, resolve_device, resolve_dtype
+from moalign.modeling import load_tokenizer, resolve_device, resolve_dtype, trainable_policy
 from moalign.plots import plot_curves
 from moalign.rl.trainer import TrainResult, train
 from moalign.tracking import stage_run
@@ -67,7 +68,9 @@ def run(params: Params, strategy: str) -> dict[str, float]:
     tracking = base.tracking if acc.is_main_process else base.tracking.model_copy(update={"enabled": False})
     with stage_run("train", tracking, logged, run_name=f"train@{strategy}", tags=tags) as tr:
         tok = load_tokenizer(SFT)
-        model = load_policy(SFT, dtype=dtype).to(acc.device)
+        model = trainable_policy(SFT, dtype=dtype).to(acc.device)  # + fresh LoRA adapters when SFT used LoRA
+        warn_pretrained("train", bool(params.prepare.model.name_or_path), cfg.lr, hasattr(model, "peft_config"),
+                        model, acc.device)
         ref = copy.deepcopy(model).eval().requires_grad_(False) if cfg.kl_coef > 0 else None
         train_rows = list(datasets.load_from_disk(str(PREPARED / "train")))
         val_rows = list(datasets.load_from_disk(str(PREPARED / "val")))[: cfg.val_rows]

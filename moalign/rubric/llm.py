@@ -225,40 +225,101 @@ class OpenAIJudge(LLMJudge):
 
 @JUDGES.register("hf")
 class HFJudge(LLMJudge):
-    """A local chat model via transformers (chat template when the tokenizer has one); greedy decoding."""
+    """A local chat model via transformers (chat template when the tokenizer has one); greedy decoding.
+
+    ``model`` is a folder, a hub name or ``packaged:<name>`` (moalign/packaged.py, e.g.
+    ``packaged:smollm2-135m-instruct``). The chat template is applied with ``return_dict=True``: in
+    transformers 5 ``apply_chat_template(..., return_tensors="pt")`` returns a BatchEncoding, not a
+    tensor, so ``input_ids`` and ``attention_mask`` are passed to ``generate`` by name. A reply that
+    does not parse is retried like any other (``retries``).
+
+    Fallback (``choice_fallback``, on by default): small local models rarely write the JSON (SmolLM2-135M
+    echoes the template, e.g. ``"chosen": "A|B|tie"``). When every attempt fails, the verdict is read
+    from the model instead of raising: the reply is prefilled with ``CHOICE_PREFIX`` (one ``overall``
+    criterion of tier ``core``) and the next token is the likeliest of ``A`` / ``B`` / ``tie``
+    (score +1 / -1 / 0). ``fallbacks`` counts them; with ``choice_fallback=False`` the failure is a
+    :class:`JudgeError` as for the other backends.
+    """
+
+    CHOICE_PREFIX = '{"rubric_compares": [{"name": "overall", "tier": "core", "chosen": "'
+
 
     backend = "hf"
 
     def __init__(self, model: str | None = None, retries: int = 1, max_new_tokens: int = 768,
-                 device: str | None = None, **_: Any) -> None:
+                 device: str | None = None, choice_fallback: bool = True, **_: Any) -> None:
         super().__init__(retries, 0.0, 0.0)
+        self.choice_fallback, self.fallbacks = choice_fallback, 0
         if not model:
             raise JudgeError("the hf judge needs rubric.judge_model (a local chat model name or path)")
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        from moalign.packaged import resolve
+
         try:
-            self.tok = AutoTokenizer.from_pretrained(model)
-            self.model = AutoModelForCausalLM.from_pretrained(model)
+            path = resolve(model)
+            self.tok = AutoTokenizer.from_pretrained(path)
+            self.model = AutoModelForCausalLM.from_pretrained(path)
         except (OSError, ValueError) as e:
             raise JudgeError(f"rubric.judge_model = {model!r} could not be loaded ({type(e).__name__}: "
                              f"{str(e)[:200]}). Fix: give a local path or a cached hub name") from None
         if device:
             self.model.to(device)
+        self.model.eval()
         self.name, self.max_new_tokens = model, max_new_tokens
 
     def where(self) -> str:
         return f"hf judge ({self.name})"
 
+    def encode(self, prompt: str, prefill: str = "") -> dict:
+        """``input_ids`` and ``attention_mask`` (1, P) of ``prompt`` as one user turn (or raw text),
+        followed by ``prefill`` (the start of the reply)."""
+        if getattr(self.tok, "chat_template", None):
+            enc = self.tok.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
+                                               return_dict=True, return_tensors="pt")
+        else:
+            enc = self.tok(prompt, return_tensors="pt")
+        ids, mask = enc["input_ids"], enc["attention_mask"]
+        if prefill:
+            import torch
+
+            extra = self.tok(prefill, add_special_tokens=False, return_tensors="pt")["input_ids"]
+            ids, mask = torch.cat([ids, extra], 1), torch.cat([mask, torch.ones_like(extra)], 1)
+        return {"input_ids": ids.to(self.model.device), "attention_mask": mask.to(self.model.device)}
+
+    def choose(self, prompt: str) -> CriterionResult:
+        """The fallback verdict: the likeliest of A / B / tie right after :attr:`CHOICE_PREFIX`."""
+        import torch
+
+        options = {"A": 1, "B": -1, "tie": 0}
+        first = {o: self.tok(o, add_special_tokens=False)["input_ids"][0] for o in options}
+        with torch.no_grad():
+            logits = self.model(**self.encode(prompt, self.CHOICE_PREFIX)).logits[0, -1].float()
+        logp = torch.log_softmax(logits[list(first.values())], -1)
+        pick = list(options)[int(logp.argmax())]
+        probs = ", ".join(f"{o} {p:.2f}" for o, p in zip(options, logp.exp().tolist()))
+        return CriterionResult("overall", "core", pick, options[pick],
+                               f"hf judge fallback: next-token choice after a fixed JSON prefix ({probs})")
+
+    def judge(self, query: str, a: str, b: str, rubric: MetaRubric,
+              ground_truth: str | None = None) -> list[CriterionResult]:
+        prompt = build_prompt(query, a, b, rubric, ground_truth)
+        try:
+            return self.ask(prompt)
+        except JudgeError as e:
+            if not self.choice_fallback:
+                raise
+            self.fallbacks += 1
+            if self.fallbacks == 1 or self.fallbacks % 100 == 0:
+                log.warning("%s: no usable reply (%s); verdict from the A/B/tie choice fallback (%d so far)",
+                            self.where(), str(e)[:120], self.fallbacks)
+            return [self.choose(prompt)]
+
     def complete(self, prompt: str) -> str:
         import torch
 
-        msgs = [{"role": "user", "content": prompt}]
-        if getattr(self.tok, "chat_template", None):
-            ids = self.tok.apply_chat_template(msgs, add_generation_prompt=True, return_tensors="pt")
-        else:
-            ids = self.tok(prompt, return_tensors="pt")["input_ids"]
-        ids = ids.to(self.model.device)
+        enc = self.encode(prompt)
+        pad = self.tok.pad_token_id if self.tok.pad_token_id is not None else self.tok.eos_token_id
         with torch.no_grad():
-            out = self.model.generate(ids, max_new_tokens=self.max_new_tokens, do_sample=False,
-                                      pad_token_id=self.tok.pad_token_id or self.tok.eos_token_id)
-        return self.tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+            out = self.model.generate(**enc, max_new_tokens=self.max_new_tokens, do_sample=False, pad_token_id=pad)
+        return self.tok.decode(out[0, enc["input_ids"].shape[1]:], skip_special_tokens=True)

@@ -65,6 +65,9 @@ class EvaluateConfig(StrictModel):
     match_tol: float = Field(0.0, ge=0, description="Tolerance for 'matches' in steps-to-dominance.")
     generation_backend: str = Field("fast", description="Decoding engine (generation BACKENDS registry): fast | hf.")
     include_snapshots: bool = Field(True, description="Also score intermediate snapshots (steps-to-dominance).")
+    register_as: str | None = Field(
+        "moalign-policy", description="MLflow registered-model name of the final policies (sft and each strategy, "
+        "alias = the strategy: models:/moalign-policy@hypervolume); null = log no models. Needs base.tracking.")
 
     @field_validator("generation_backend")
     @classmethod

@@ -11,6 +11,10 @@
   once and runs untracked, ``required: true`` is a :class:`ServiceError` naming the uri.
 - While a run is active, SIGTERM and SIGINT end it as ``KILLED`` and exit with 128 + signal
   (143 for SIGTERM); checkpoints are written atomically, so a rerun resumes.
+- :meth:`Tracker.log_policy` logs a policy as an MLflow model (the ``transformers`` flavour;
+  a PEFT adapter is logged alone with its base referenced by local path, MLflow's
+  ``base_model_path``), registers it under one name with an alias (the strategy), a
+  ``moalign.strategy`` tag and its metrics (``models:/<name>@<alias>`` loads it back).
 """
 
 from __future__ import annotations
@@ -135,6 +139,36 @@ class Tracker:
     def set_tags(self, tags: dict[str, str]) -> None:
         if self._m:
             self._m.set_tags(tags)
+
+    def log_policy(self, model: Any, tok: Any, name: str, registered_model: str, metrics: dict[str, float],
+                   base_model_path: str | None = None, description: str = "") -> str | None:
+        """Log ``model`` (+ ``tok``) as MLflow model ``name``, register it as ``registered_model`` with alias
+        ``name``; returns the registered version (None when tracking is off).
+
+        ``base_model_path``: ``model`` is a PEFT model whose base lives in that folder; only the adapter
+        is stored and the folder must exist when the model is loaded back.
+        """
+        if not self._m:
+            return None
+        import mlflow.transformers
+        from huggingface_hub import ModelCard
+
+        reqs = ["torch", "transformers", "accelerate"] + (["peft"] if base_model_path else [])
+        info = mlflow.transformers.log_model(
+            {"model": model, "tokenizer": tok}, name=name, task="text-generation",
+            registered_model_name=registered_model, pip_requirements=reqs, tags={"moalign.strategy": name},
+            model_card=ModelCard(f"---\ntags: [moalign]\n---\n# moalign policy `{name}`\n\n{description}\n"),
+            base_model_path=base_model_path)
+        clean = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and v == v}
+        if clean:
+            self._m.log_metrics(clean, model_id=info.model_id)
+        version = str(info.registered_model_version)
+        client = self._m.MlflowClient()
+        client.set_registered_model_alias(registered_model, name, version)
+        client.set_model_version_tag(registered_model, version, "moalign.strategy", name)
+        if description:
+            client.update_model_version(registered_model, version, description=description)
+        return version
 
     def log_table(self, df: Any, artifact_file: str) -> None:
         """A pandas DataFrame as an MLflow table (shown in the run's Artifacts/Evaluation view)."""

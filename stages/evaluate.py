@@ -4,6 +4,13 @@ Writes ``metrics/evaluate.json`` (DVC metrics, per policy: objectives with stand
 hypervolume with a bootstrap 95% interval, weight_shift, on_front, steps-to-dominance),
 ``plots/evaluate/`` (DVC plots: CSVs, PNG figures, ``policies.csv`` - the table of points, also
 logged with ``mlflow.log_table``), all of it to MLflow. A missing checkpoint is an error naming the folder and the stage to run.
+
+With a pretrained model (``prepare.model.name_or_path``) the untouched model is scored too, as
+policy ``base``, in the same prompt format (the tokenizer of models/sft): what SFT and RL changed.
+A policy folder may hold a LoRA adapter (the train stage's output after a LoRA SFT); it is
+merged onto its base for scoring. With ``evaluate.register_as`` and tracking on, the final
+policies (sft and each strategy) are logged as MLflow models, registered under that name with
+the strategy as alias and their evaluate metrics attached (moalign/tracking.py).
 """
 
 from __future__ import annotations
@@ -21,7 +28,8 @@ import pandas as pd
 from moalign.evaluate import (bootstrap_hv_ci, pareto_report, pick_rows, resolve_reference, score_policy,
                               weight_shift)
 from moalign.io import atomic_outputs, read_json, write_json, write_text
-from moalign.modeling import load_policy, load_tokenizer, resolve_device, resolve_dtype
+from moalign.modeling import (adapter_base, is_adapter, load_adapter, load_policy, load_tokenizer, resolve_device,
+                              resolve_dtype)
 from moalign.plots import plot_curves, plot_pareto
 from moalign.rl.rewards import make_reward
 from moalign.tracking import stage_run
@@ -33,7 +41,7 @@ log = logging.getLogger("moalign.evaluate")
 
 
 def _need(path: Path, stage: str) -> Path:
-    if not (path / "config.json").exists():
+    if not (path / "config.json").exists() and not is_adapter(path):
         raise FileNotFoundError(f"missing checkpoint {str(path)!r}. Fix: run `dvc repro {stage}` first")
     return path
 
@@ -68,10 +76,13 @@ def run(params: Params) -> dict[str, object]:
                 out["greedy"] = score_policy(model, tok, rows, objs, fns, cfg.max_new_tokens, cfg.generation_backend)
             return out
 
-        results: dict[str, dict] = {"sft": score(SFT)}
+        results: dict[str, dict] = {}
+        shifts: dict[str, float] = {"sft": 0.0}
+        if params.prepare.model.name_or_path:  # the pretrained model before SFT, same prompts
+            results["base"], shifts["base"] = score(params.prepare.model.name_or_path), 0.0
+        results["sft"] = score(SFT)
         curves: dict[str, list[tuple[int, list[float]]]] = {}
         weights: dict[str, dict] = {}
-        shifts: dict[str, float] = {"sft": 0.0}
         for s in tcfg.strategies:
             d = _need(TRAINED / s, f"train@{s}")
             hist = read_json(d / "history.json")
@@ -121,7 +132,7 @@ def run(params: Params) -> dict[str, object]:
                 for n, r in results.items()}})
             write_text(tmp / "policies.csv", points.to_csv(index=False))
             write_text(tmp / "points.csv", _csv(["policy", "step", *objs], [
-                [n, s, *p] for n, c in curves.items() for s, p in c] + [["sft", 0, *finals["sft"]]]))
+                [n, s, *p] for n, c in curves.items() for s, p in c] + [[b, 0, *finals[b]] for b in ("base", "sft") if b in finals]))
             write_text(tmp / "hypervolume.csv", _csv(["strategy", "step", "hypervolume"], [
                 [n, s, hv] for n, c in rep["hypervolume_curve"].items() for s, hv in c]))
             write_text(tmp / "weights.csv", _csv(["strategy", "step", *objs], [
@@ -139,7 +150,25 @@ def run(params: Params) -> dict[str, object]:
                        | {f"{n}/weight_shift": v for n, v in shifts.items()}
                        | {"pareto/hypervolume_front": rep["hypervolume_front"]})
         log.info("hypervolume per policy: %s", {k: round(v, 4) for k, v in rep["hypervolume"].items()})
+        if cfg.register_as and tr.enabled:
+            register(tr, cfg.register_as, {"sft": SFT, **{s: TRAINED / s for s in tcfg.strategies}}, tok, metrics,
+                     objs, dtype)
         return metrics
+
+
+def register(tr, name: str, folders: dict[str, Path], tok, metrics: dict, objs: list[str], dtype) -> None:
+    """Log every final policy as an MLflow model registered as ``name@<policy>`` with its evaluate metrics."""
+    keys = [*objs, *[f"{o}_se" for o in objs], "length", "length_se", "hypervolume", "weight_shift", "on_front"]
+    for policy, folder in folders.items():
+        m = metrics[policy]
+        desc = f"{policy}: " + ", ".join(f"{o} {m[o]:.3f}" for o in objs) + f", length {m['length']:.1f}, " \
+               f"hypervolume {m['hypervolume']:.4f}" + (" (on the front)" if m["on_front"] else "")
+        if is_adapter(folder):  # only the adapter is stored; its base (models/sft) is referenced by path
+            model, base = load_adapter(folder, dtype), str(Path(adapter_base(folder)).resolve())
+        else:
+            model, base = load_policy(folder, dtype=dtype), None
+        version = tr.log_policy(model, tok, policy, name, {k: float(m[k]) for k in keys}, base, desc)
+        log.info("registered %s as models:/%s@%s (version %s)", folder, name, policy, version)
 
 
 def main(argv: list[str] | None = None) -> int:

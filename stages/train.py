@@ -90,6 +90,10 @@ def run(params: Params, strategy: str) -> dict[str, float]:
         if not acc.is_main_process:
             return {}
         final = {k: v for k, v in res.history[-1].items() if k != "step"}
+        # what made the hypervolume uninformative (weighting.py, (5)): numeric flags, as DVC metrics want
+        final |= {f"degenerate/{o}": 1.0 for o in res.degenerate.get("adjusted", [])}
+        if res.degenerate.get("zero_hypervolume"):
+            final["degenerate/zero_hypervolume"] = 1.0
         with atomic_path(out) as tmp:
             acc.unwrap_model(model).save_pretrained(tmp, safe_serialization=True)
             tok.save_pretrained(tmp)

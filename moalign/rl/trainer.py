@@ -268,7 +268,7 @@ def train(
                 raise KilledForTest(f"stopped after step {done}")
     res.final_weights = weighting.weights().tolist()
     res.degenerate = weighting.degenerate()
-    if res.degenerate.get("zero_hypervolume"):
+    if res.degenerate.get("zero_hypervolume") and weighting.needs_validation:
         log.warning("%s: every validation hypervolume was 0 (reference %s; never above it: %s): the hypervolume "
                     "carried no signal. Fix: train.weighting.reference: origin, or check the objectives vary",
                     strategy, cfg.weighting.reference, res.degenerate.get("never_above_reference"))

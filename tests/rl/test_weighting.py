@@ -7,7 +7,7 @@ import torch
 from moalign.pareto import hypervolume
 from moalign.rl.config import TrainConfig
 from moalign.rl.estimators import combine_advantages, policy_loss
-from moalign.rl.weighting import (WEIGHTINGS, WeightingConfig, influence, make_weighting, mirror_descent,
+from moalign.rl.weighting import (WEIGHTINGS, WeightingConfig, hv_gain, influence, make_weighting, mirror_descent,
                                   parse_strategy, shapley_split)
 from moalign.schema import ParamsError, validate_section
 
@@ -78,6 +78,35 @@ def test_objective_mode_weights_by_hand_and_favour_the_improving_objective():
     assert w1[1] > w0[1] and w1[0] < w0[0] and w1[2] < w0[2] and w1.sum() == pytest.approx(1)
     h3.observe_validation(np.array([0.25, 0.5, 0.25]), 15)  # no gain: weights unchanged
     assert np.array_equal(h3.weights(), w1)
+
+
+def test_negative_credit_never_raises_a_weight():
+    """An objective that got worse (negative Shapley credit) must not gain weight, whatever the others did."""
+    h = make("hypervolume", ["a", "b", "c"])
+    h.observe_validation(np.array([0.89, 0.32, 0.12]), 0)  # reference: origin; buffer: this point
+    p = np.array([0.15, 0.52, 0.34])  # a fell by 0.74, b and c rose a little: the front still grew
+    credit = shapley_split(h.buffer, p, h.ref)
+    assert credit[0] < 0 < credit[1] < -credit[0] and credit[2] > 0  # |worsening| > one of the gains
+    w0 = h.weights()
+    assert h.observe_validation(p, 1)["delta_hv"] > 0
+    assert h.weights()[0] < w0[0]
+    rng = np.random.default_rng(0)
+    hard = 0  # cases where the worsening is the largest credit in size
+    for t in range(1000):
+        K = 2 + t % 2
+        buf = [rng.uniform(0.1, 0.9, K) for _ in range(int(rng.integers(1, 4)))]
+        p = rng.uniform(0.1, 0.9, K)
+        h = make("hypervolume", list("abc")[:K])
+        h.load_state_dict({"w": rng.dirichlet(np.full(K, 5.0)).tolist(), "ref": [0.0] * K,
+                           "buffer": [b.tolist() for b in buf], "meta": 1.0})
+        if hv_gain(h.buffer, p, h.ref) <= 0:
+            continue
+        credit, w0 = shapley_split(h.buffer, p, h.ref), h.weights()
+        h.observe_validation(p, 1)
+        for i in np.flatnonzero(credit < 0):
+            assert h.weights()[i] <= w0[i] + 1e-12, (buf, p, credit)
+        hard += bool((credit < 0).any() and -credit.min() > credit.max())
+    assert hard >= 3
 
 
 def test_relative_gain_by_hand_and_scale_free():

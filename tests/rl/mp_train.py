@@ -1,4 +1,4 @@
-"""``accelerate launch ... -m tests.rl.mp_train --strategy NAME``: the train stage for tests/stages/test_multiprocess.py.
+"""``accelerate launch ... -m tests.rl.mp_train --strategy NAME``: the train stage of the two-process tests.
 
 It is ``python -m stages.train`` with the learnable fixture's test objectives registered (so a
 params.yaml may name ``t_digits``), plus two per-rank instruments, both test-only:

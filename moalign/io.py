@@ -24,6 +24,7 @@ import os
 import shutil
 import signal
 import tempfile
+import threading
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -57,8 +58,15 @@ def on_signal(signum: int, frame: Any) -> None:  # noqa: ARG001 - signal API
 
 @contextmanager
 def hold_signals() -> Iterator[None]:
-    """Defer :func:`on_signal` until the block ends (renames and cleanups that must not be cut)."""
+    """Defer :func:`on_signal` until the block ends (renames and cleanups that must not be cut).
+
+    Only the main thread counts: Python runs signal handlers there, so another thread's rename
+    cannot be cut, and the deferred signal must not surface in (and end) another thread.
+    """
     global _held, _pending
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
     _held += 1
     try:
         yield

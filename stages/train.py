@@ -6,7 +6,8 @@ Runs on CPU here and on CUDA/bf16 through ``accelerate`` (``accelerate launch -m
 checkpoints, snapshots and outputs; the other ranks train in lockstep and write nothing.
 
 Test hook: ``MOALIGN_STOP_AFTER=<step>`` stops every rank right after the checkpoint of that
-step (a deterministic stand-in for a kill; exit code 1), so a test can resume from it.
+step (a deterministic stand-in for a kill; one line, exit code 2: stages/_edge.py), so a test
+can resume from it.
 """
 
 from __future__ import annotations

@@ -81,6 +81,41 @@ def test_validation_point_is_the_mean_reward_of_the_decodes_and_leaves_no_trace(
     assert np.array_equal(validation_point(tr, val, samples=3, seed=1)["point"], sampled["point"])  # seeded
 
 
+def test_validation_rows_keep_their_samples_and_columns(tmp_path):
+    """Each prompt's n samples are averaged together and reach the reward with that row's columns."""
+
+    def is_first(completions, prompts, answer, **_):
+        return [float(p == val[0]["prompt"] and a == val[0]["answer"]) for p, a in zip(prompts, answer)]
+
+    val = rows("val", 3)
+    tr = GRPOTrainer(model=model(), reward_funcs=[even, is_first], args=args(tmp_path), train_dataset=dataset(),
+                     processing_class=TOK)
+    out = validation_point(tr, val, samples=4, seed=0)
+    assert out["per_prompt"][:, 1].tolist() == [1.0, 0.0, 0.0] and out["point"][1] == pytest.approx(1 / 3)
+
+
+def test_hv_apply_reward_multiplies_the_weights_by_the_meta_reward(tmp_path):
+    tr = GRPOTrainer(model=model(), reward_funcs=[even, odd], args=args(tmp_path), train_dataset=dataset(),
+                     processing_class=TOK)
+    points = iter([[0.4, 0.5], [0.6, 0.5]])
+    cb = HypervolumeWeightingCallback(tr, lambda m, step: next(points), {"weighting": {"hv_apply": "reward"}})
+    cb.observe(0)
+    info = cb.observe(5)
+    assert info["pareto/meta"] > 1 and np.allclose(cb.weights(), [0.5, 0.5])  # weights kept, rewards scaled
+    assert np.allclose(tr.reward_weights.numpy(), 2 * np.asarray([0.5, 0.5]) * info["pareto/meta"])
+
+
+def test_moalign_rewards_read_token_lengths_and_expose_their_state():
+    from moalign.integrations.trl import moalign_reward_funcs
+
+    acc, conc = moalign_reward_funcs(["accuracy", "conciseness"])
+    assert acc.__name__ == "accuracy" and not hasattr(acc, "state_dict")
+    # two completions of 1 word each but 2 and 6 tokens: conciseness counts tokens (mean 4)
+    assert conc(["a", "b"], completion_ids=[[1, 2], [1] * 6]) == [1.0, 0.0]
+    assert conc.state_dict() == {"total": 8.0, "count": 2}
+    assert acc([[{"role": "assistant", "content": "\\boxed{3}"}]], answer=["3"]) == [1.0]
+
+
 def test_gradient_update_equals_our_strategy_on_the_same_matrix(tmp_path):
     tr = GradientWeightingGRPOTrainer(model=model(), reward_funcs=[even, odd, even2],
                                       args=args(tmp_path, reward_weights=[2.0, 1.0, 1.0]), train_dataset=dataset(),

@@ -33,7 +33,7 @@ def model(seed: int = 0):
     from transformers import AutoModelForCausalLM
 
     torch.manual_seed(seed)
-    return AutoModelForCausalLM.from_config(tiny_config("llama", len(TOK), 32, 2, 2, 128, TOK))
+    return AutoModelForCausalLM.from_config(tiny_config("llama", len(TOK), 32, 2, 2, 256, TOK))
 
 
 def _even_share(ids: list[int]) -> float:

@@ -28,14 +28,16 @@ def test_importing_the_adapter_pulls_no_pipeline_tools():
 
 
 def test_reward_advantages_normalise_each_reward_within_its_group_and_skip_nan():
-    r = torch.tensor([[1.0, 0.0], [0.0, float("nan")], [1.0, 1.0], [0.0, 0.0]])  # (N=4, K=2), G = 2
-    adv = reward_advantages(r, 2, "group")
-    # group 1, reward 0: [1, 0] -> +-1/(std 0.707 + 1e-4); reward 1: only one value (NaN left out) -> 0
-    s = 2 ** -0.5 + 1e-4
-    assert torch.allclose(adv[:2, 0], torch.tensor([0.5 / s, -0.5 / s]))
-    assert torch.equal(adv[:2, 1], torch.zeros(2))
-    assert torch.allclose(adv[2:, 1], torch.tensor([0.5 / s, -0.5 / s]))
-    assert torch.allclose(reward_advantages(r, 2, "none")[:2, 0], torch.tensor([0.5, -0.5]))
+    nan = float("nan")
+    r = torch.tensor([[1.0, 1.0], [0.0, 0.0], [1.0, nan],  # group 1 (G = 3): reward 1 returned None once
+                      [0.0, 1.0], [0.0, 1.0], [0.0, 0.0]])  # group 2: reward 0 constant
+    adv = reward_advantages(r, 3, "group")
+    s = 2 ** -0.5 + 1e-4  # sample std of [1, 0] (the NaN left out of mean and std) + TRL's eps
+    assert torch.allclose(adv[:3, 1], torch.tensor([0.5 / s, -0.5 / s, 0.0]))
+    assert torch.equal(adv[3:, 0], torch.zeros(3))
+    s0 = (1 / 3) ** 0.5 + 1e-4  # sample std of [1, 0, 1]
+    assert torch.allclose(adv[:3, 0], torch.tensor([1 / 3, -2 / 3, 1 / 3]) / s0)
+    assert torch.allclose(reward_advantages(r, 3, "none")[:3, 1], torch.tensor([0.5, -0.5, 0.0]))
 
 
 def test_gradients_from_advantages_equal_our_trainers_objective_grads():

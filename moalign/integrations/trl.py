@@ -245,7 +245,10 @@ class GradientWeightingGRPOTrainer(GRPOTrainer):
                               atol=1e-5, rtol=1e-4):
             raise RuntimeError("TRL's advantages differ from moalign.integrations.trl_core.trl_advantages (a TRL "
                                "version with another formula?). Fix: install trl 1.16, the version this adapter follows")
-        grads = self.objective_grads(out, reward_advantages(rewards, G, self.scale_rewards)[local])  # (K, D)
+        # each reward's own advantages as TRL normalises it: per scale_rewards when summed first, by the
+        # group std when normalised first (TRL's per-reward step of normalize_then_sum ignores scale_rewards)
+        scale = self.scale_rewards if self.multi_objective_aggregation == "sum_then_normalize" else "group"
+        grads = self.objective_grads(out, reward_advantages(rewards, G, scale)[local])  # (K, D)
         grads = self.accelerator.reduce(grads, "mean")  # every rank updates with the same matrix
         lr = self.optimizer.param_groups[0]["lr"] if self.optimizer is not None else self.args.learning_rate
         self.weighting_callback.update_from_grads(grads, float(lr))

@@ -12,6 +12,8 @@ Shapes: N completions (the rows of TRL's ``rewards_per_func``, gathered over pro
 - :func:`reward_advantages`: each reward's *own* advantages, TRL's per-reward normalisation
   (group mean removed; divided by the group std, the batch std or nothing, per ``scale_rewards``;
   NaN rewards, i.e. a function that returned None, give 0 and are left out of the statistics).
+  The gradient trainer passes TRL's ``scale_rewards`` with ``sum_then_normalize`` and ``group``
+  with ``normalize_then_sum`` (whose per-reward step always divides by the group std).
   Our trainer takes the same from its estimator (``combine_advantages(r, e_k)``): here the
   estimator is TRL's, so g_k is the gradient TRL would follow for reward k alone.
 - :func:`objective_grads_from_advantages`: (K, D) per-reward policy gradients, each clipped to norm

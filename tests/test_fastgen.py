@@ -8,7 +8,7 @@ import pytest
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM
 
-from moalign.fastgen import fused_decoder
+from moalign.fastgen_fused import choose
 from moalign.generation import BACKENDS, token_logprobs
 from moalign.modeling import train_tokenizer
 
@@ -44,7 +44,7 @@ def build(tok, kind: str, **kw):
 ])
 def test_greedy_tokens_match_generate(tok, kind, kw, fused):
     model = build(tok, kind, **kw)
-    assert fused_decoder(model, 64) is fused
+    assert choose(model, 64)[0] is fused
     ref = BACKENDS.get("hf")(model, tok, PROMPTS, 24, False)
     for static in (False, True):
         got = BACKENDS.get("fast")(model, tok, PROMPTS, 24, False, static=static)

@@ -80,6 +80,7 @@ def test_sampled_frequencies_follow_hf_warpers_on_padded_prompts(tok, backend, c
         temperature, top_p, counts, boundary = 1.0, 1.0, [3000] * 3, None
     lengths = [len(tok(p, add_special_tokens=False)["input_ids"]) for p in PROMPTS]
     assert lengths[0] < lengths[1] < lengths[2]
+    assert ff.choose(model, lengths[2] + 2)[0]  # ``fast`` decodes this model with the fused step
     which = torch.cat([torch.full((c,), j) for j, c in enumerate(counts)])
     which = which[torch.randperm(len(which), generator=torch.Generator().manual_seed(0))]  # (N,) prompt of each row
     g = BACKENDS.get(backend)(model, tok, [PROMPTS[j] for j in which.tolist()], 2, True, temperature, top_p,

@@ -109,7 +109,8 @@ def update_flops(model, tokens: int, completion_tokens: int) -> float:
             train_body += m.weight.numel() if m.weight.requires_grad else 0
     head = lm.lm_head.weight.numel()
     train_head = head if lm.lm_head.weight.requires_grad else 0
-    return 4.0 * (body * tokens + head * completion_tokens) + 2.0 * (train_body * tokens + train_head * completion_tokens)
+    return 4.0 * (body * tokens + head * completion_tokens) \
+        + 2.0 * (train_body * tokens + train_head * completion_tokens)
 
 
 def _counting(backend: str) -> str:
@@ -260,7 +261,8 @@ def report(a, out: dict) -> None:
         r = out[side]
         if "update_flop_per_s" in r and peak:
             print(f"update FLOP/s ({SIDES[side]}): {r['update_flop_per_s'] / 1e9:.2f} GFLOP/s = "
-                  f"{100 * r['update_flop_per_s'] / peak:.0f}% of the measured fp32 matmul rate {peak / 1e9:.2f} GFLOP/s "
+                  f"{100 * r['update_flop_per_s'] / peak:.0f}% of the measured fp32 matmul rate "
+                  f"{peak / 1e9:.2f} GFLOP/s "
                   f"({a.matmul_size}^3, {a.threads} threads); {r['update_flops'] / 1e9:.1f} GFLOP per update over "
                   f"{r['update_tokens']:.0f} real tokens")
     if "gen" in out:

@@ -36,7 +36,8 @@ def chi2_pvalue(counts: torch.Tensor, probs: torch.Tensor) -> float:
     obs = torch.cat([c[~small], c[small].sum()[None]]) if small.any() else c
     exp = torch.cat([e[~small], e[small].sum()[None]]) if small.any() else e
     stat, df = float(((obs - exp) ** 2 / exp).sum()), len(obs) - 1
-    return float(torch.special.gammaincc(torch.tensor(df / 2, dtype=torch.float64), torch.tensor(stat / 2, dtype=torch.float64)))
+    f64 = torch.float64
+    return float(torch.special.gammaincc(torch.tensor(df / 2, dtype=f64), torch.tensor(stat / 2, dtype=f64)))
 
 
 def binom_pvalue(k: int, n: int, q: float) -> float:

@@ -118,3 +118,12 @@ def test_trainable_weights_are_never_stale(tok, fused_adam):
     opt.step()
     _greedy_equal(model, tok, 12)
     assert not torch.equal(BACKENDS.get("fast")(model, tok, PROMPTS, 12, False).ids, before)
+
+
+def test_clear_cache_after_a_data_edit_of_frozen_weights(tok):
+    """Writes through ``.data`` bypass version counters (documented): ``clear_cache`` is the remedy."""
+    base, lora = _frozen_base_with_lora(tok)
+    BACKENDS.get("fast")(lora, tok, PROMPTS, 12, False)
+    base.model.layers[0].mlp.up_proj.weight.data.mul_(-1.0)
+    ff.clear_cache(base)
+    _greedy_equal(lora, tok, 12)

@@ -83,7 +83,7 @@ class _Sampler:
         if self.top_p < 1.0:
             probs, order = probs.sort(-1, descending=True)
             cum = probs.cumsum(-1)
-            probs = probs.masked_fill(cum - probs > self.top_p, 0.0)  # keep the smallest set reaching top_p
+            probs = probs.masked_fill(cum - probs > self.top_p, 0.0)  # HF nucleus: the crossing token stays
         cdf = probs.cumsum(-1)
         idx = torch.searchsorted(cdf, (u * cdf[:, -1])[:, None], right=True).squeeze(-1)
         idx = idx.clamp_(max=probs.shape[-1] - 1)

@@ -29,7 +29,7 @@ from __future__ import annotations
 import torch
 from trl.trainer.utils import nanstd
 
-from moalign.rl.estimators import policy_loss
+
 
 EPS = 1e-4  # TRL's std epsilon
 SCALES = ("group", "batch", "none")
@@ -90,19 +90,9 @@ def reward_advantages(rewards: torch.Tensor, G: int, scale_rewards: str = "group
 
 def objective_grads_from_advantages(adv: torch.Tensor, logp: torch.Tensor, mask: torch.Tensor,
                                     params: list[torch.nn.Parameter], chosen: set[int]) -> torch.Tensor:
-    """(N, K) advantages, (N, T) log-probs with their graph, (N, T) mask -> (K, D) gradients on ``chosen``.
+    """(N, K) advantages, (N, T) log-probs with their graph, (N, T) mask -> (K, D) gradients on ``chosen``:
+    the trainer's own :func:`moalign.rl.trainer.grads_from_advantages` (clip to norm 1 over all ``params``,
+    then the chosen ones), at ratio 1 and without a KL term (TRL's default beta is 0)."""
+    from moalign.rl.trainer import grads_from_advantages
 
-    g_k = clip_1(grad of policy_loss(logp, logp.detach(), adv[:, k], mask)) over all ``params``, then
-    only the parameters whose ``id`` is in ``chosen``, flattened in ``params`` order.
-    """
-    K = adv.shape[1]
-    old = logp.detach()
-    gs = []
-    for k in range(K):
-        loss_k, _ = policy_loss(logp, old, adv[:, k], mask, None)
-        grads = torch.autograd.grad(loss_k, params, retain_graph=k < K - 1, allow_unused=True)
-        grads = [g if g is not None else torch.zeros_like(p) for g, p in zip(grads, params)]
-        norm = torch.sqrt(sum(g.float().pow(2).sum() for g in grads)).item()  # over all parameters
-        flat = torch.cat([g.reshape(-1).float() for g, p in zip(grads, params) if id(p) in chosen])
-        gs.append(flat * min(1.0, 1.0 / (norm + 1e-12)))  # clip(1.0) on the full norm, then select
-    return torch.stack(gs)
+    return grads_from_advantages(adv, logp, logp.detach(), mask, params, chosen, keep_graph=False)

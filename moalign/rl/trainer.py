@@ -287,21 +287,32 @@ def objective_grads(cfg: TrainConfig, r3: torch.Tensor, logp: torch.Tensor, old:
 
     g_k is the gradient of objective k's loss: the unclipped policy-gradient term with objective k's
     own advantages est(r_k) (whatever ``train.aggregation``), plus ``kl_coef`` * KL when
-    ``grad_kl`` (the authors' per-reward loss includes their KL loss); it is clipped to norm 1 over
-    *all* parameters and then restricted to the chosen ones (the authors' order). One backward
-    pass per objective through the graph of ``logp`` (kept with ``retain_graph``).
+    ``grad_kl`` (the authors' per-reward loss includes their KL loss); see :func:`grads_from_advantages`.
     """
     K = r3.shape[-1]
+    adv = torch.stack([combine_advantages(r3, torch.eye(K, device=r3.device)[k], cfg.estimator,
+                                          "normalize_then_sum_unscaled", cfg.std, reduce).reshape(-1)
+                       for k in range(K)], -1)  # (N, K): est(r_k)
     kl = cfg.kl_coef if cfg.grad_kl and ref is not None else 0.0
+    return grads_from_advantages(adv, logp, old, cmask, params, chosen, ref if kl else None, kl)
+
+
+def grads_from_advantages(adv: torch.Tensor, logp: torch.Tensor, old: torch.Tensor, cmask: torch.Tensor,
+                          params: list[torch.nn.Parameter], chosen: set[int], ref: torch.Tensor | None = None,
+                          kl_coef: float = 0.0, keep_graph: bool = True) -> torch.Tensor:
+    """(N, K) advantages -> (K, D): g_k = grad of policy_loss(logp, old, adv[:, k], no clip, + kl_coef * KL to
+    ``ref``), clipped to norm 1 over *all* ``params`` and then restricted to those in ``chosen`` (the
+    authors' order), flattened in ``params`` order. One backward pass per objective through the graph of
+    ``logp`` (kept afterwards when ``keep_graph``; the TRL integration reuses this function).
+    """
+    K = adv.shape[1]
     gs = []
     for k in range(K):
-        adv_k = combine_advantages(r3, torch.eye(K, device=r3.device)[k], cfg.estimator,
-                                   "normalize_then_sum_unscaled", cfg.std, reduce).reshape(-1)  # est(r_k)
-        loss_k, _ = policy_loss(logp, old, adv_k, cmask, None, ref if kl else None, kl)
-        grads = torch.autograd.grad(loss_k, params, retain_graph=True, allow_unused=True)
+        loss_k, _ = policy_loss(logp, old, adv[:, k], cmask, None, ref, kl_coef)
+        grads = torch.autograd.grad(loss_k, params, retain_graph=keep_graph or k < K - 1, allow_unused=True)
         grads = [gr if gr is not None else torch.zeros_like(p) for gr, p in zip(grads, params)]
-        norm = torch.sqrt(sum(gr.pow(2).sum() for gr in grads)).item()  # over all parameters
-        flat = torch.cat([gr.reshape(-1) for gr, p in zip(grads, params) if id(p) in chosen])
+        norm = torch.sqrt(sum(gr.float().pow(2).sum() for gr in grads)).item()  # over all parameters
+        flat = torch.cat([gr.reshape(-1).float() for gr, p in zip(grads, params) if id(p) in chosen])
         gs.append(flat * min(1.0, 1.0 / (norm + 1e-12)))  # clip(1.0) on the full norm, then select
     return torch.stack(gs)
 

@@ -56,9 +56,10 @@ def test_gradients_from_advantages_equal_our_trainers_objective_grads():
     params = [p for p in m.parameters() if p.requires_grad]
     chosen = {id(p) for _, p in select_params(m, ["layers\\.1\\."])}
     logp = token_logprobs(m, ids, mask)[:, 1:]  # (N, L-1)
-    cfg = SimpleNamespace(estimator="grpo", std="sample")
+    cfg = SimpleNamespace(estimator="grpo", std="sample", kl_coef=0.0, grad_kl=True)
     ours = objective_grads(cfg, r3, logp, logp.detach(), cmask, params, chosen)  # (K, D)
-    adv = torch.stack([combine_advantages(r3, torch.eye(K)[k], "grpo").reshape(-1) for k in range(K)], 1)
+    adv = torch.stack([combine_advantages(r3, torch.eye(K)[k], "grpo", "normalize_then_sum_unscaled").reshape(-1)
+                       for k in range(K)], 1)  # est(r_k): each objective's own group-normalised advantages
     full = [torch.autograd.grad(logp[:, 5:].sum(), params, retain_graph=True)]  # the full norm is > 1: clipping acts
     assert torch.sqrt(sum(g.pow(2).sum() for g in full[0])) > 1
     theirs = objective_grads_from_advantages(adv, logp, cmask, params, chosen)

@@ -172,8 +172,60 @@ def rubric_seeds(root: Path) -> str:
     return "\n".join(lines)
 
 
+def _runs(root: Path, rel: str) -> list[dict]:
+    p = root / rel
+    return [json.loads(x) for x in p.read_text().splitlines() if x.strip()] if p.exists() else []
+
+
+def _msd(xs) -> tuple[float, float]:
+    import numpy as np
+
+    x = np.asarray(xs, dtype=float)
+    return float(x.mean()), float(x.std(ddof=1)) if len(x) > 1 else 0.0
+
+
+def trl(root: Path) -> str:
+    """TRL's GRPOTrainer: static weights vs the two callbacks, beside our own trainer on the same seeds."""
+    rel = "benchmarks/results/trl_weighting/runs.jsonl"
+    runs = _runs(root, rel)
+    if not runs:
+        return _missing(rel, "python benchmarks/trl_weighting.py --seeds 0 1 2")
+    objs = runs[0]["objectives"]
+    seeds = sorted({r["seed"] for r in runs})
+    steps = runs[0]["steps"]
+    study = [r for r in _runs(root, "benchmarks/results/weighting_study/study/runs.jsonl")
+             if r["seed"] in seeds and r["steps"] == steps]
+    rows = [("TRL " + s, [r for r in runs if r["side"] == s]) for s in ("static", "hypervolume", "gradient")]
+    rows += [("moalign " + s, [r for r in study if r["strategy"] == s]) for s in ("fixed-balanced", "hypervolume", "gradient")]
+    lines = ["| trainer / weighting | " + " | ".join(objs) + " | length | test HV | final weights | HV - static (paired) |",
+             "|---" * (len(objs) + 5) + "|"]
+    base = {r["seed"]: r["test_hv"] for r in runs if r["side"] == "static"}
+    for name, rs in rows:
+        if not rs:
+            continue
+        get = (lambda r: (r["test_point"], r["test_length"], r["test_hv"])) if name.startswith("TRL") else \
+              (lambda r: (r["point"], r["length"], r["hypervolume"]))
+        vals = [get(r) for r in rs]
+        cells = [pm(*_msd([v[0][k] for v in vals])) for k in range(len(objs))]
+        w = [_msd([r["final_weights"][k] for r in rs])[0] for k in range(len(objs))]
+        diff = "-"
+        if name.startswith("TRL") and name != "TRL static":
+            d = [r["test_hv"] - base[r["seed"]] for r in rs if r["seed"] in base]
+            if d:
+                m_, s_ = _msd(d)
+                diff = f"{m_:+.4f} ± {s_:.4f} ({sum(x > 0 for x in d)}/{len(d)})"
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {pm(*_msd([v[1] for v in vals]), 1)} | "
+                     f"{pm(*_msd([v[2] for v in vals]), 4)} | {' / '.join(f'{x:.2f}' for x in w)} | {diff} |")
+    lines.append("")
+    lines.append(f"Source: `{rel}` (TRL 1.16 GRPOTrainer, seeds {seeds}, {steps} steps, "
+                 f"{runs[0].get('aggregation')}; test split, expected rewards of sampled decodes; mean ± sd over "
+                 "seeds) and, for the moalign rows, the same seeds and steps of "
+                 "`benchmarks/results/weighting_study/study/runs.jsonl` (rows absent when the budgets differ).")
+    return "\n".join(lines)
+
+
 BLOCKS: dict[str, dict[str, Callable[[Path], str]]] = {
     "README.md": {"results": results, "rubric": rubric, "study": study, "decisions": decisions,
-                  "calibration": calibration, "rubric_seeds": rubric_seeds},
+                  "calibration": calibration, "rubric_seeds": rubric_seeds, "trl": trl},
     "benchmarks/README.md": {"study": study, "calibration": calibration},
 }

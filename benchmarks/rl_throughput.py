@@ -32,7 +32,11 @@ Prompts: both sides render ``render_prompt(question)`` = ``moalign.text.format_p
     python benchmarks/rl_throughput.py                   # 10 steps, 8 prompts x 8, 128 new tokens
     python benchmarks/rl_throughput.py --gen-batches 1 2 8 64   # + generation-only sweep (greedy)
     python benchmarks/rl_throughput.py --model models/smollm2-135m-instruct --lora-r 16 \\
-        --sides trl fast --steps 5 --prompts 8 --group 4 --max-new-tokens 128   # the real model, LoRA
+        --sides trl fast --steps 4 --prompts 8 --group 4 --max-new-tokens 128   # the real model, LoRA
+
+``--json PATH`` (relative to the project root) also writes everything printed, the command line and the
+environment (versions, cores, memory) to one file; benchmarks/report.py renders benchmarks/README's
+throughput tables from the files under ``benchmarks/results/rl_throughput/``.
 """
 
 from __future__ import annotations
@@ -239,37 +243,74 @@ def _args(a) -> list[str]:
     return out + ([f"--model={a.model}"] if a.model else [])
 
 
-def report(a, out: dict) -> None:
-    lora = f"LoRA r={a.lora_r} on {' '.join(a.lora_targets)}" if a.lora_r > 0 else "all weights"
-    print(f"config: model={a.model or 'models/sft'} ({lora}) steps={a.steps} prompts={a.prompts} group={a.group} "
-          f"max_new_tokens={a.max_new_tokens} threads={a.threads} buckets={a.buckets}")
-    for side in a.sides:
-        r = out[side]
-        ph = "  ".join(f"{k} {v:.3f}" for k, v in r.get("phases", {}).items())
-        print(f"{SIDES[side]:24s} {r['steps_per_s']:.3f} steps/s  peak RSS {r['peak_rss_mb']:.0f} MB"
-              f"  mean completion {r.get('completion_length', float('nan')):.1f}" + (f"  s/step: {ph}" if ph else ""))
-    if "trl" in out and "fast" in out:
-        print(f"ratio vs TRL: x{out['fast']['steps_per_s'] / out['trl']['steps_per_s']:.2f} "
-              f"(peak memory x{out['fast']['peak_rss_mb'] / out['trl']['peak_rss_mb']:.2f})")
-    if "trl" in out and "hf" in out:
-        print(f"hf backend vs TRL: x{out['hf']['steps_per_s'] / out['trl']['steps_per_s']:.2f}")
+def _env() -> dict:
+    """Where the numbers were measured (no torch import: package metadata only)."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    def ver(p: str) -> str | None:
+        try:
+            return version(p)
+        except PackageNotFoundError:
+            return None
+
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30 if hasattr(os, "sysconf") else None
+    return {"python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count(),
+            "memory_gib": round(mem, 1) if mem else None,
+            **{p: ver(p) for p in ("torch", "transformers", "trl", "peft")}}
+
+
+def record(a, out: dict, argv: list[str]) -> dict:
+    """Everything :func:`lines` prints, as one JSON-able record (``--json``)."""
+    r = {"command": " ".join(["python benchmarks/rl_throughput.py", *argv]), "date": time.strftime("%Y-%m-%d"),
+         "env": _env(), "config": {k: v for k, v in vars(a).items() if k not in ("side", "json")},
+         "order": list(a.sides), "labels": {s: SIDES[s] for s in a.sides}, "sides": {s: out[s] for s in a.sides},
+         "matmul": out.get("matmul"), "gen": out.get("gen", {}).get("gen"), "ratios": {}}
+    sp = {s: out[s]["steps_per_s"] for s in a.sides}
+    if "trl" in sp and "fast" in sp:
+        r["ratios"]["fast vs TRL"] = sp["fast"] / sp["trl"]
+        r["ratios"]["fast vs TRL peak memory"] = out["fast"]["peak_rss_mb"] / out["trl"]["peak_rss_mb"]
+    if "trl" in sp and "hf" in sp:
+        r["ratios"]["hf vs TRL"] = sp["hf"] / sp["trl"]
     for side in ("fast-gradient", "fast-gradient-4"):
-        if "fast" in out and side in out:
-            print(f"{SIDES[side][8:]} / fixed step time: x{out['fast']['steps_per_s'] / out[side]['steps_per_s']:.2f}")
-    peak = out.get("matmul", {}).get("matmul_flop_per_s")
-    for side in a.sides:
-        r = out[side]
-        if "update_flop_per_s" in r and peak:
-            print(f"update FLOP/s ({SIDES[side]}): {r['update_flop_per_s'] / 1e9:.2f} GFLOP/s = "
-                  f"{100 * r['update_flop_per_s'] / peak:.0f}% of the measured fp32 matmul rate "
-                  f"{peak / 1e9:.2f} GFLOP/s "
-                  f"({a.matmul_size}^3, {a.threads} threads); {r['update_flops'] / 1e9:.1f} GFLOP per update over "
-                  f"{r['update_tokens']:.0f} real tokens")
-    if "gen" in out:
-        g = out["gen"]["gen"]
-        for n in a.gen_batches:
-            print(f"generation batch {n:4d}: hf {g[f'hf@{n}']:.3f} s  fast {g[f'fast@{n}']:.3f} s  "
-                  f"x{g[f'hf@{n}'] / g[f'fast@{n}']:.2f}")
+        if "fast" in sp and side in sp:
+            r["ratios"][f"{side} step time vs fast"] = sp["fast"] / sp[side]
+    return r
+
+
+def lines(r: dict) -> list[str]:
+    """The printed report of one :func:`record`."""
+    c = r["config"]
+    lora = f"LoRA r={c['lora_r']} on {' '.join(c['lora_targets'])}" if c["lora_r"] > 0 else "all weights"
+    out = [f"config: model={c['model'] or 'models/sft'} ({lora}) steps={c['steps']} prompts={c['prompts']} "
+           f"group={c['group']} max_new_tokens={c['max_new_tokens']} threads={c['threads']} buckets={c['buckets']}"]
+    for side in r["order"]:  # the JSON file's keys are sorted
+        x = r["sides"][side]
+        ph = "  ".join(f"{k} {v:.3f}" for k, v in x.get("phases", {}).items())
+        out.append(f"{r['labels'][side]:24s} {x['steps_per_s']:.3f} steps/s  peak RSS {x['peak_rss_mb']:.0f} MB"
+                   f"  mean completion {x.get('completion_length', float('nan')):.1f}"
+                   + (f"  s/step: {ph}" if ph else ""))
+    q = r["ratios"]
+    if "fast vs TRL" in q:
+        out.append(f"ratio vs TRL: x{q['fast vs TRL']:.2f} (peak memory x{q['fast vs TRL peak memory']:.2f})")
+    if "hf vs TRL" in q:
+        out.append(f"hf backend vs TRL: x{q['hf vs TRL']:.2f}")
+    for side in ("fast-gradient", "fast-gradient-4"):
+        if f"{side} step time vs fast" in q:
+            out.append(f"{SIDES[side][8:]} / fixed step time: x{q[f'{side} step time vs fast']:.2f}")
+    peak = (r.get("matmul") or {}).get("matmul_flop_per_s")
+    for side in r["order"]:
+        x = r["sides"][side]
+        if "update_flop_per_s" in x and peak:
+            out.append(f"update FLOP/s ({r['labels'][side]}): {x['update_flop_per_s'] / 1e9:.2f} GFLOP/s = "
+                       f"{100 * x['update_flop_per_s'] / peak:.0f}% of the measured fp32 matmul rate "
+                       f"{peak / 1e9:.2f} GFLOP/s ({c['matmul_size']}^3, {c['threads']} threads); "
+                       f"{x['update_flops'] / 1e9:.1f} GFLOP per update over {x['update_tokens']:.0f} real tokens")
+    for n in c["gen_batches"] if r.get("gen") else []:
+        g = r["gen"]
+        out.append(f"generation batch {n:4d}: hf {g[f'hf@{n}']:.3f} s  fast {g[f'fast@{n}']:.3f} s  "
+                   f"x{g[f'hf@{n}'] / g[f'fast@{n}']:.2f}")
+    return out
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -288,7 +329,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--gen-batches", type=int, nargs="*", default=[], help="generation-only sweep over these batch sizes")
     ap.add_argument("--gen-reps", type=int, default=5)
     ap.add_argument("--matmul-size", type=int, default=2048, help="n of the n x n fp32 matmul that measures the peak")
+    ap.add_argument("--json", help="also write everything printed (and the environment) to this JSON file")
     ap.add_argument("--side", help=argparse.SUPPRESS)
+    argv = sys.argv[1:] if argv is None else argv
     a = ap.parse_args(argv)
     if a.side:
         res = _side(a, a.side)
@@ -306,7 +349,13 @@ def main(argv: list[str] | None = None) -> None:
         out[side] = json.loads(line[7:])
         if "seconds" in out[side]:
             out[side]["steps_per_s"] = a.steps / out[side]["seconds"]
-    report(a, out)
+    rec = record(a, out, argv)
+    print("\n".join(lines(rec)))
+    if a.json:
+        from moalign.io import write_json
+
+        write_json(ROOT / a.json, rec)
+        print(f"wrote {a.json}")
 
 
 if __name__ == "__main__":

@@ -229,3 +229,6 @@ BLOCKS: dict[str, dict[str, Callable[[Path], str]]] = {
                   "calibration": calibration, "rubric_seeds": rubric_seeds, "trl": trl},
     "benchmarks/README.md": {"study": study, "calibration": calibration},
 }
+
+from report_records import RECORD_BLOCKS  # noqa: E402  (benchmarks/README's other blocks; they use the helpers above)
+BLOCKS["benchmarks/README.md"].update(RECORD_BLOCKS)

@@ -53,10 +53,12 @@ def test_throughput_block_renders_the_json_the_benchmark_writes(tmp_path):
            "gen": {"gen": {"hf@1": 0.2, "fast@1": 0.1, "hf@8": 0.9, "fast@8": 0.3}}}
     rec = rl_throughput.record(_bench_args(), out, ["--gen-batches", "1", "8"])
     write_json(tmp_path / "benchmarks/results/rl_throughput/tiny.json", rec)  # sorted keys, as --json writes
+    names = ["TRL GRPOTrainer", "moalign fast/fixed", "moalign fast/gradient"]  # --sides' order, not the JSON's
+    printed = rl_throughput.lines(json.loads((tmp_path / "benchmarks/results/rl_throughput/tiny.json").read_text()))
+    assert [ln.split("  ")[0] for ln in printed[1:4]] == names
     md = RECORD_BLOCKS["throughput"](tmp_path)
     rows = [ln for ln in md.splitlines() if ln.startswith("| TRL") or ln.startswith("| moalign")]
-    names = ["| TRL GRPOTrainer", "| moalign fast/fixed", "| moalign fast/gradient"]
-    assert [r.split(" | ")[0] for r in rows] == names  # the order of --sides, not the JSON's sorted keys
+    assert [r.split(" | ")[0] for r in rows] == ["| " + n for n in names]
     assert rows[2].endswith("| 0.500 | 0.200 | 0.250 | 0.300 | 0.010 |")  # generation, forward, backward, grads, opt
     assert "`ratio vs TRL: x2.50 (peak memory x1.10)`" in md
     assert "gradient / fixed step time x1.25: the issue's target (x1.3) met" in md

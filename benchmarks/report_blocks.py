@@ -67,6 +67,49 @@ def results(root: Path) -> str:
     return "\n".join(lines)
 
 
+def results_facts(root: Path) -> str:
+    """Bullets about the default run, each computed from metrics/evaluate.json, metrics/sft.json and the
+    train stages' history.csv."""
+    m, sft = _load(root, "metrics/evaluate.json"), _load(root, "metrics/sft.json")
+    if m is None:
+        return _missing("metrics/evaluate.json", "dvc repro")
+    objs = m["objectives"]
+    pol = {k: v for k, v in m.items() if isinstance(v, dict) and "hypervolume" in v}
+    rl = [n for n in pol if n not in ("sft", "base")]
+    out = []
+    dominated = [n for n in pol if n not in m["non_dominated"]]
+    out.append(f"- **On the front** (test points, non-dominated): {', '.join(m['non_dominated'])}; dominated: "
+               f"{', '.join(dominated) or 'none'}.")
+    if "accuracy" in objs and rl:
+        hi = max(rl, key=lambda n: pol[n]["accuracy"])
+        lo = min(rl, key=lambda n: pol[n]["length"])
+        best = max(rl, key=lambda n: pol[n]["hypervolume"])
+
+        def z(a, b, key):  # difference in standard errors of the difference
+            se = (pol[a][f"{key}_se"] ** 2 + pol[b][f"{key}_se"] ** 2) ** 0.5
+            return (pol[a][key] - pol[b][key]) / se if se else float("nan")
+
+        out.append(f"- **Most accurate**: {hi} ({pol[hi]['accuracy']:.3f}; SFT {pol['sft']['accuracy']:.3f}, "
+                   f"{z(hi, 'sft', 'accuracy'):.1f} SE above it). **Shortest**: {lo} ({pol[lo]['length']:.1f} tokens; "
+                   f"SFT {pol['sft']['length']:.1f}). **Largest hypervolume**: {best} ({pol[best]['hypervolume']:.3f}).")
+    for n in rl:
+        w = _last_weights(root, n, objs)
+        if w and pol[n]["weight_shift"] > 0:
+            out.append(f"- **{n}** moved its weights from uniform to ({', '.join(f'{o} {x:.2f}' for o, x in zip(objs, w))})"
+                       f"; its test point: " + ", ".join(f"{o} {pol[n][o]:.3f}" for o in objs) +
+                       f", length {pol[n]['length']:.1f}.")
+        elif n.endswith("-paper") or (w and pol[n]["weight_shift"] == 0 and not n.startswith("fixed")):
+            out.append(f"- **{n}** kept its weights (weight_shift {pol[n]['weight_shift']:.3f}).")
+    if sft:
+        doms = [k.split("/")[0] for k in sft if k.endswith("/accuracy") and not k.startswith("all")]
+        out.append("- **SFT's greedy accuracy per domain** (`metrics/sft.json`, validation): " +
+                   ", ".join(f"{d} {sft[f'{d}/accuracy']:.2f}" for d in doms) +
+                   ": the small domains read their number-word questions poorly, which is the point of the balance study.")
+    deg = m.get("degenerate")
+    out.append(f"- **Degenerate objectives**: {deg if deg else 'none (every objective varies across policies)'}.")
+    return "\n".join(out)
+
+
 def rubric(root: Path) -> str:
     rel = "metrics/rubric.json"
     m = _load(root, rel)
@@ -225,7 +268,7 @@ def trl(root: Path) -> str:
 
 
 BLOCKS: dict[str, dict[str, Callable[[Path], str]]] = {
-    "README.md": {"results": results, "rubric": rubric, "study": study, "decisions": decisions,
+    "README.md": {"results": results, "results_facts": results_facts, "rubric": rubric, "study": study, "decisions": decisions,
                   "calibration": calibration, "rubric_seeds": rubric_seeds, "trl": trl},
     "benchmarks/README.md": {"study": study, "calibration": calibration},
 }

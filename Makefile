@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 STAMP := $(VENV)/.installed
 
-.PHONY: setup repro repro-real test test-fast flow ui bench clean real-model
+.PHONY: setup repro repro-real test test-fast flow ui bench clean real-model report
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -36,6 +36,10 @@ flow: setup
 
 ui: setup
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db
+
+# README/benchmarks tables from the committed result files (tests/test_report.py checks they match)
+report: setup
+	$(BIN)/python benchmarks/report.py
 
 bench: setup
 	$(BIN)/python benchmarks/rl_throughput.py

@@ -17,7 +17,8 @@ everything fit in about 90 minutes on 2 CPU cores. Each finished run is appended
 ``<out>/runs.jsonl`` (a rerun skips what is there; ``--summary-only`` only re-summarises);
 tables are printed (mean ± sample sd over seeds) and written to ``<out>/summary.csv``, the
 curves to ``<out>/curves.csv`` and ``<out>/curves.png``. Finally the minibatch-gradient variance
-of scalarization over temperature sampling at equal tau (Theorem 2) is measured.
+of scalarization over temperature sampling at equal tau (Theorem 2) is measured (``<out>/grad_variance.json``;
+records made before that file existed have it only in the ``summary.md`` their run printed).
 
     # the paper's comparison, 1600 steps x 16 sequences, 3 seeds (~50 min on one thread)
     python benchmarks/balance.py
@@ -123,29 +124,66 @@ def ms(xs) -> str:
     return f"{xs.mean():.3f}±{xs.std(ddof=1) if len(xs) > 1 else 0.0:.3f}"
 
 
+def by_config(runs: list[dict]) -> dict[str, list[dict]]:
+    """config -> its runs (seeds), in the order of MAIN + WORLD."""
+    by = defaultdict(list)
+    for r in runs:
+        by[r["config"]].append(r)
+    return {c: by[c] for c in MAIN + WORLD if c in by}
+
+
+def domains(runs: list[dict]) -> list[str]:
+    """The domains of the records, largest first."""
+    return sorted(runs[0]["sizes"], key=lambda d: -runs[0]["sizes"][d])
+
+
+def final_table(runs: list[dict], doms: list[str], wall: bool = True) -> list[str]:
+    """Markdown: final validation loss and greedy accuracy per domain, mean ± sd over seeds, per config."""
+    out = ["| config | steps | " + " | ".join(f"{d} loss" for d in doms) + " | " + " | ".join(f"{d} acc" for d in doms)
+           + (" | wall s/run |" if wall else " |"), "|" + "---|" * (2 + 2 * len(doms) + wall)]
+    for c, rs in by_config(runs).items():
+        loss = [ms([r["final"][f"eval/{d}/loss"] for r in rs]) for d in doms]
+        acc = [ms([r["final"][f"eval/{d}/accuracy"] for r in rs]) for d in doms]
+        out.append(f"| {c} | {rs[0]['steps']} | " + " | ".join(loss) + " | " + " | ".join(acc)
+                   + (f" | {np.mean([r['wall_s'] for r in rs]):.0f} |" if wall else " |"))
+    return out
+
+
+def curve(rs: list[dict], key: str) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, values of shape (seeds, steps)) of one curve key, e.g. ``val_loss/de``."""
+    return np.array([h["step"] for h in rs[0]["curve"]]), np.array([[h[key] for h in r["curve"]] for r in rs])
+
+
+def training_table(runs: list[dict], doms: list[str]) -> list[str]:
+    """Markdown, per config and domain: val loss at 25% of the steps, its minimum (mean step), final, the upturn
+    (final - min) and the final train-probe loss, mean ± sd over seeds."""
+    out = ["| config | domain | val @25% | min val (step) | final val | upturn | train probe final |",
+           "|---|---|---|---|---|---|---|"]
+    for c, rs in by_config(runs).items():
+        for d in doms:
+            steps, v = curve(rs, f"val_loss/{d}")
+            q = int(np.searchsorted(steps, steps[-1] // 4))
+            tr = [r["curve"][-1][f"train_loss/{d}"] for r in rs]
+            out.append(f"| {c} | {d} | {ms(v[:, q])} | {ms(v.min(1))} ({np.mean(steps[v.argmin(1)]):.0f}) | "
+                       f"{ms(v[:, -1])} | {ms(v[:, -1] - v.min(1))} | {ms(tr)} |")
+    return out
+
+
 def summarise(runs: list[dict], doms: list[str], out: Path) -> None:
     from moalign.io import write_text
     from moalign.plots import _plt
 
-    by = defaultdict(list)
-    for r in runs:
-        by[r["config"]].append(r)
-    order = [c for c in MAIN + WORLD if c in by]
+    by = by_config(runs)
+    order = list(by)
     seeds = {c: sorted(r["seed"] for r in by[c]) for c in order}
     print(f"\nsizes {runs[0]['sizes']}; model {runs[0]['hidden']}x{runs[0]['layers']}; "
           f"batch {runs[0]['batch_size']}; seeds per config {seeds}")
     print("\nFinal validation loss / accuracy (mean ± sd over seeds):")
-    print("| config | steps | " + " | ".join(f"{d} loss" for d in doms) + " | " + " | ".join(f"{d} acc" for d in doms)
-          + " | wall s/run |")
-    print("|" + "---|" * (3 + 2 * len(doms)))
+    print("\n".join(final_table(runs, doms)))
     rows = ["config,steps,seeds,domain,val_loss_mean,val_loss_sd,acc_mean,acc_sd,min_val_loss_mean,"
             "min_val_loss_step_mean,train_probe_loss_mean,expected_epochs"]
     for c in order:
         rs = by[c]
-        loss = [ms([r["final"][f"eval/{d}/loss"] for r in rs]) for d in doms]
-        acc = [ms([r["final"][f"eval/{d}/accuracy"] for r in rs]) for d in doms]
-        print(f"| {c} | {rs[0]['steps']} | " + " | ".join(loss) + " | " + " | ".join(acc)
-              + f" | {np.mean([r['wall_s'] for r in rs]):.0f} |")
         for d in doms:
             vl = [r["final"][f"eval/{d}/loss"] for r in rs]
             ac = [r["final"][f"eval/{d}/accuracy"] for r in rs]
@@ -160,17 +198,7 @@ def summarise(runs: list[dict], doms: list[str], out: Path) -> None:
     # over training: early (25% of the steps) and best val loss, and the upturn after the best point
     print("\nOver training, per domain: val loss at 25% of the steps / min (at step) / final; upturn = final - min;"
           " train-probe loss final (mean ± sd over seeds):")
-    print("| config | domain | val @25% | min val (step) | final val | upturn | train probe final |")
-    print("|---|---|---|---|---|---|---|")
-    for c in order:
-        rs = by[c]
-        for d in doms:
-            v = np.array([[h[f"val_loss/{d}"] for h in r["curve"]] for r in rs])  # (S, T)
-            steps = np.array([h["step"] for h in rs[0]["curve"]])
-            q = int(np.searchsorted(steps, steps[-1] // 4))
-            tr = [r["curve"][-1][f"train_loss/{d}"] for r in rs]
-            print(f"| {c} | {d} | {ms(v[:, q])} | {ms(v.min(1))} ({np.mean(steps[v.argmin(1)]):.0f}) | "
-                  f"{ms(v[:, -1])} | {ms(v[:, -1] - v.min(1))} | {ms(tr)} |")
+    print("\n".join(training_table(runs, doms)))
     # curves: mean (and sd) over seeds per config, domain, step
     lines = ["config,step,domain,val_loss_mean,val_loss_sd,train_loss_mean"]
     curves: dict[str, dict[str, list]] = {}
@@ -216,14 +244,16 @@ def summarise(runs: list[dict], doms: list[str], out: Path) -> None:
     (out / "curves.png.tmp.png").replace(out / "curves.png")
 
 
-def grad_variance(world: World, a) -> None:
-    """Theorem 2: E||g_b - mean g||^2 of scalarization over temperature sampling, same tau, fixed weights."""
+def grad_variance(world: World, a) -> dict[str, dict[str, float]]:
+    """Theorem 2: E||g_b - mean g||^2 of scalarization over temperature sampling, same tau, fixed weights.
+    Returns {tau: {"ratio": scalarization / temperature, "F_tau": F(tau)}} (written to grad_variance.json)."""
     import torch
 
     from moalign.balance import BalanceConfig, PlanSampler, build_plan
     from moalign.sft import collate, sequence_ce, weighted_token_loss
 
     model = make_model(world, a, 0)
+    res = {}
     for tau in (2.0, 5.0):
         v = {}
         for kind in ("temperature", "scalarization"):
@@ -241,6 +271,8 @@ def grad_variance(world: World, a) -> None:
         f = build_plan(BalanceConfig(strategy="scalarization", tau=tau), world.sizes, 1)["F_tau"]
         print(f"tau={tau}: grad variance scalarization/temperature = {v['scalarization'] / v['temperature']:.2f} "
               f"(F(tau) = {f:.2f})")
+        res[str(tau)] = {"ratio": v["scalarization"] / v["temperature"], "F_tau": f}
+    return res
 
 
 def main() -> None:
@@ -288,7 +320,11 @@ def main() -> None:
     if runs:
         summarise(runs, world.doms, out)
     if a.var_batches and not a.summary_only:
-        grad_variance(world, a)
+        from moalign.io import write_json
+
+        taus = grad_variance(world, a)
+        write_json(out / "grad_variance.json", {"batches": a.var_batches, "batch_size": a.batch_size,
+                                                 "hidden": a.hidden, "layers": a.layers, "taus": taus})
 
 
 if __name__ == "__main__":

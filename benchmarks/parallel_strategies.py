@@ -6,7 +6,10 @@ stale. Only the wall-clock of the whole flow is compared; the stages before trai
 work in both runs, so the ratio understates the gain on the train stages alone (also printed:
 the train stages' span from the MLflow runs).
 
-    python benchmarks/parallel_strategies.py --params params.yaml [--parallel 2] [--keep DIR]
+    python benchmarks/parallel_strategies.py --params params.yaml [--parallel 2] [--keep DIR] [--json PATH]
+
+``--json PATH`` (relative to the project root) also writes the printed numbers, the command line and
+the environment to one file (benchmarks/report.py renders benchmarks/README's table from it).
 """
 
 from __future__ import annotations
@@ -62,11 +65,27 @@ def measure(params: Path, n: int, work: Path) -> tuple[float, float]:
     return wall, train_span(repo)
 
 
+def record(params: Path, n: int, one: tuple[float, float], par: tuple[float, float], argv: list[str]) -> dict:
+    """The ``--json`` file: (flow wall-clock, train-stage span) with ``--parallel 1`` and ``n``, the command and
+    the environment; a span that could not be read (tracking off: NaN) is null."""
+    import math
+    import platform
+
+    def span(x: float) -> float | None:
+        return None if math.isnan(x) else x
+
+    return {"command": " ".join(["python benchmarks/parallel_strategies.py", *argv]), "date": time.strftime("%Y-%m-%d"),
+            "params": os.path.relpath(Path(params).resolve(), ROOT), "parallel": n,
+            "wall_s": {"1": one[0], str(n): par[0]}, "train_span_s": {"1": span(one[1]), str(n): span(par[1])},
+            "cpus": os.cpu_count(), "python": platform.python_version()}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--params", type=Path, default=ROOT / "params.yaml")
     ap.add_argument("--parallel", type=int, default=2, help="N to compare with 1")
     ap.add_argument("--keep", type=Path, help="work folder to keep (default: a temporary one, deleted)")
+    ap.add_argument("--json", help="also write the result (and the environment) to this JSON file")
     a = ap.parse_args()
     work = a.keep or Path(tempfile.mkdtemp(prefix="moalign-par-"))
     try:
@@ -77,6 +96,10 @@ def main() -> int:
             shutil.rmtree(work, ignore_errors=True)
     print(f"flow wall-clock: --parallel 1 {w1:.1f} s, --parallel {a.parallel} {wn:.1f} s, ratio {w1 / wn:.2f}x")
     print(f"train stages span: {s1:.1f} s vs {sn:.1f} s, ratio {s1 / sn:.2f}x  (cores: {os.cpu_count()})")
+    if a.json:
+        from moalign.io import write_json
+
+        write_json(ROOT / a.json, record(a.params, a.parallel, (w1, s1), (wn, sn), sys.argv[1:]))
     return 0
 
 

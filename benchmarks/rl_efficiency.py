@@ -98,9 +98,84 @@ def one_run(job: dict) -> dict:
             "kl": [h.get("losses/kl") for h in res.history]}
 
 
-def ms(x) -> str:
+STYLES = ("terse", "outline", "worked")
+
+
+def ms(x, d: int = 3) -> str:
+    """mean±sd (sample sd) of ``x``; one value: the value alone."""
     x = np.asarray(x, dtype=float)
-    return f"{x.mean():.3f}±{x.std(ddof=1) if len(x) > 1 else 0.0:.3f}"
+    return f"{x.mean():.{d}f}" if len(x) == 1 else f"{x.mean():.{d}f}±{x.std(ddof=1):.{d}f}"
+
+
+def weight_shift(r: dict) -> float:
+    return float(np.abs(np.subtract(r["final_weights"], r["initial_weights"])).max())
+
+
+def strategy_table(runs: list[dict], label=None, weights: bool = True, key: str = "strategy",
+                   extra: dict | None = None) -> list[str]:
+    """Markdown table of the final test points: one row per ``label(run)`` (default: the strategy), in order
+    of first appearance, mean±sd over its runs (seeds); ``weights`` adds weight_shift and the final weights,
+    ``extra`` more columns ({header: f(runs of the row) -> cell})."""
+    label = label or (lambda r: r["strategy"])
+    objs = runs[0]["objectives"]
+    groups: dict[str, list[dict]] = {}
+    for r in runs:
+        groups.setdefault(label(r), []).append(r)
+    extra = extra or {}
+    head = [key, *objs, "length", "test HV", *(["weight_shift", "final weights"] if weights else []),
+            "styles terse / outline / worked", *extra]
+    out = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    for n, rs in groups.items():
+        cells = [ms([r["test_point"][k] for r in rs]) for k in range(len(objs))]
+        cells += [ms([r["test_length"] for r in rs], 1), ms([r["test_hv"] for r in rs])]
+        if weights:
+            cells += [ms([weight_shift(r) for r in rs], 2),
+                      " / ".join(f"{np.mean([r['final_weights'][k] for r in rs]):.2f}" for k in range(len(objs)))]
+        st = [np.mean([r["test_styles"][k] for r in rs]) for k in STYLES
+              if all(k in r.get("test_styles", {}) for r in rs)]
+        cells.append(" / ".join(f"{x:.2f}" for x in st) or "-")
+        cells += [f(rs) for f in extra.values()]
+        out.append(f"| {n} | " + " | ".join(cells) + " |")
+    return out
+
+
+def best_fixed(runs: list[dict]) -> str | None:
+    """The fixed preset with the largest mean final validation hypervolume (None without presets)."""
+    fixed = list(dict.fromkeys(r["strategy"] for r in runs if r["strategy"].startswith("fixed")))
+    return max(fixed, key=lambda n: np.mean([r["validation"][-1]["hypervolume"] for r in runs if r["strategy"] == n]),
+               default=None)
+
+
+def reach(runs: list[dict]) -> dict[str, dict[int, tuple[int | None, float | None]]]:
+    """strategy -> seed -> (first validation step reaching the best fixed preset's final validation HV on that
+    seed, that step / the best preset's own first such step): the paper's efficiency claim, paired by seed."""
+    from moalign.pareto import first_step_reaching
+
+    best = best_fixed(runs)
+    by = {(r["strategy"], r["seed"]): r for r in runs}
+    out: dict[str, dict[int, tuple[int | None, float | None]]] = {}
+    for n in dict.fromkeys(r["strategy"] for r in runs):
+        for s in sorted({r["seed"] for r in runs}):
+            if best is None or (n, s) not in by or (best, s) not in by:
+                continue
+            target = by[(best, s)]["validation"][-1]["hypervolume"]
+            own = first_step_reaching([(v["step"], v["hypervolume"]) for v in by[(best, s)]["validation"]], target)
+            st = first_step_reaching([(v["step"], v["hypervolume"]) for v in by[(n, s)]["validation"]], target)
+            out.setdefault(n, {})[s] = (st, None if st is None or not own else round(st / own, 2))
+    return out
+
+
+def reach_table(runs: list[dict]) -> list[str]:
+    """Markdown table of :func:`reach`."""
+    out = ["| strategy | first step reaching best-fixed final val HV (per seed) | mean (reached) | "
+           "ratio to best fixed's own step (per seed) |", "|---|---|---|---|"]
+    for n, per in reach(runs).items():
+        steps = [st for st, _ in per.values()]
+        got = [x for x in steps if x is not None]
+        mean = f"{np.mean(got):.0f} ({len(got)}/{len(steps)})" if got else f"- (0/{len(steps)})"
+        out.append(f"| {n} | {', '.join(str(x) if x is not None else 'never' for x in steps)} | {mean} | "
+                   f"{', '.join(str(q) if q is not None else '-' for _, q in per.values())} |")
+    return out
 
 
 def summarise(runs: list[dict], out: Path) -> None:
@@ -111,53 +186,24 @@ def summarise(runs: list[dict], out: Path) -> None:
     import matplotlib.pyplot as plt
     import pandas as pd
 
-    from moalign.pareto import first_step_reaching
-
     objs = runs[0]["objectives"]
     names = list(dict.fromkeys(r["strategy"] for r in runs))
     by = {(r["strategy"], r["seed"]): r for r in runs}
     seeds = sorted({r["seed"] for r in runs})
     rows = []
     for r in runs:
-        shift = float(np.abs(np.subtract(r["final_weights"], r["initial_weights"])).max())
         rows.append({"strategy": r["strategy"], "seed": r["seed"], **dict(zip(objs, r["test_point"])),
-                     "length": r["test_length"], "hypervolume": r["test_hv"], "weight_shift": shift,
+                     "length": r["test_length"], "hypervolume": r["test_hv"], "weight_shift": weight_shift(r),
                      "val_hv_final": r["validation"][-1]["hypervolume"],
                      **{f"style_{k}": v for k, v in r.get("test_styles", {}).items()},
                      **{f"w_{o}": w for o, w in zip(objs, r["final_weights"])}})
     df = pd.DataFrame(rows)
     df.to_csv(out / "summary.csv", index=False)
     print(f"\nseeds {seeds}; steps {runs[0]['steps']}; test: expected rewards of sampled decodes (mean ± sd over seeds)")
-    print("| strategy | " + " | ".join(objs) + " | length | test HV | weight_shift | final weights | "
-          "styles terse/outline/worked |")
-    print("|---" * (len(objs) + 6) + "|")
-    for n in names:
-        d = df[df.strategy == n]
-        w = " / ".join(f"{d[f'w_{o}'].mean():.2f}" for o in objs)
-        st = " / ".join(f"{d[f'style_{k}'].mean():.2f}" for k in ("terse", "outline", "worked") if f"style_{k}" in d)
-        print(f"| {n} | " + " | ".join(ms(d[o]) for o in objs) +
-              f" | {ms(d.length)} | {ms(d.hypervolume)} | {ms(d.weight_shift)} | {w} | {st} |")
-    fixed = [n for n in names if n.startswith("fixed")]
-    if fixed:
-        best = max(fixed, key=lambda n: df[df.strategy == n].val_hv_final.mean())
-        print(f"\nbest fixed preset by final validation HV: {best}")
-        print("| strategy | first step reaching best-fixed final val HV (per seed) | mean (reached) | "
-              "ratio to best fixed's own step (per seed) |")
-        print("|---|---|---|---|")
-        for n in names:
-            steps, ratios = [], []
-            for s in seeds:
-                if (n, s) not in by or (best, s) not in by:
-                    continue
-                target = by[(best, s)]["validation"][-1]["hypervolume"]
-                curve = [(v["step"], v["hypervolume"]) for v in by[(n, s)]["validation"]]
-                own = first_step_reaching([(v["step"], v["hypervolume"]) for v in by[(best, s)]["validation"]], target)
-                st = first_step_reaching(curve, target)
-                steps.append(st)
-                ratios.append(None if st is None or not own else round(st / own, 2))
-            got = [x for x in steps if x is not None]
-            mean = f"{np.mean(got):.0f} ({len(got)}/{len(steps)})" if got else f"- (0/{len(steps)})"
-            print(f"| {n} | {steps} | {mean} | {ratios} |")
+    print("\n".join(strategy_table(runs)))
+    if best_fixed(runs):
+        print(f"\nbest fixed preset by final validation HV: {best_fixed(runs)}")
+        print("\n".join(reach_table(runs)))
     fig, axes = plt.subplots(1, len(objs), figsize=(4 * len(objs), 3.2), sharey=True)
     for k, (ax, o) in enumerate(zip(np.atleast_1d(axes), objs)):
         for n in names:

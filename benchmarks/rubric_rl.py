@@ -86,6 +86,19 @@ def one_run(job: dict) -> dict:
             "curves": {k: [h.get(k) for h in res.history] for k in CURVES}}
 
 
+def summary_row(r: dict) -> dict:
+    """One run's row of summary.csv: rollout curves as the mean of the first / last 5 steps, the test scores."""
+    c = r["curves"]
+    first = {k: float(np.mean(v[:5])) for k, v in c.items()}
+    last = {k: float(np.mean(v[-5:])) for k, v in c.items()}
+    return {"rubric": r["rubric"], "seed": r["seed"], "steps": r["steps"], "train_s": round(r["train_s"], 1),
+            "roll_len_first5": first[CURVES[1]], "roll_len_last5": last[CURVES[1]],
+            "roll_acc_first5": first[CURVES[0]], "roll_acc_last5": last[CURVES[0]],
+            "roll_rubric_first5": first[CURVES[2]], "roll_rubric_last5": last[CURVES[2]],
+            **{f"test_{k}": v for k, v in r["test"].items()}, "test_length": r["test_length"],
+            **{f"style_{k}": v for k, v in r["test_styles"].items()}}
+
+
 def summarise(runs: list[dict], out: Path) -> None:
     """Print the table (markdown) and write summary.csv, curves.csv and curves.png."""
     import matplotlib
@@ -94,18 +107,7 @@ def summarise(runs: list[dict], out: Path) -> None:
     import matplotlib.pyplot as plt
     import pandas as pd
 
-    rows = []
-    for r in runs:
-        c = r["curves"]
-        first = {k: float(np.mean(v[:5])) for k, v in c.items()}
-        last = {k: float(np.mean(v[-5:])) for k, v in c.items()}
-        rows.append({"rubric": r["rubric"], "seed": r["seed"], "steps": r["steps"], "train_s": round(r["train_s"], 1),
-                     "roll_len_first5": first[CURVES[1]], "roll_len_last5": last[CURVES[1]],
-                     "roll_acc_first5": first[CURVES[0]], "roll_acc_last5": last[CURVES[0]],
-                     "roll_rubric_first5": first[CURVES[2]], "roll_rubric_last5": last[CURVES[2]],
-                     **{f"test_{k}": v for k, v in r["test"].items()}, "test_length": r["test_length"],
-                     **{f"style_{k}": v for k, v in r["test_styles"].items()}})
-    df = pd.DataFrame(rows)
+    df = pd.DataFrame([summary_row(r) for r in runs])
     df.to_csv(out / "summary.csv", index=False)
     long = [{"rubric": r["rubric"], "seed": r["seed"], "step": i + 1,
              **{k: r["curves"][k][i] for k in CURVES}} for r in runs for i in range(len(r["curves"][CURVES[0]]))]

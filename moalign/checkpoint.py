@@ -9,7 +9,11 @@ instead of silently mixing two configurations. Checkpoints live outside DVC outp
 
 A checkpoint that cannot be read (a truncated or empty ``state.pt`` left by a crash or a full
 disk) is reported with a warning naming the file and skipped: :func:`latest` falls back to
-the newest readable one, or says that training starts afresh.
+the newest readable one, or says that training starts afresh. Each of these warnings is given
+once per process (a stage may look for its checkpoint more than once).
+
+:func:`last_checkpoint` is the newest checkpoint this process wrote or resumed from; the stage
+edge names it when a kill interrupts the stage ("resume with the same command").
 """
 
 from __future__ import annotations
@@ -28,6 +32,19 @@ import torch
 from moalign.io import atomic_path
 
 log = logging.getLogger("moalign.checkpoint")
+_said: set[tuple] = set()  # warnings already given (see _warn_once)
+_last: Path | None = None
+
+
+def _warn_once(key: tuple, msg: str, *args: Any) -> None:
+    if key not in _said:
+        _said.add(key)
+        log.warning(msg, *args)
+
+
+def last_checkpoint() -> Path | None:
+    """The newest checkpoint folder this process saved or resumed from (None: none yet)."""
+    return _last
 
 
 def fingerprint(obj: Any) -> str:
@@ -46,12 +63,14 @@ def set_rng_state(s: dict[str, Any]) -> None:
 
 def save(ckpt_dir: str | Path, step: int, fp: str, state: dict[str, Any], keep: int = 2) -> Path:
     """Write ``step-<step>`` atomically, then drop all but the newest ``keep`` checkpoints."""
+    global _last
     root = Path(ckpt_dir)
     dest = root / f"step-{step:07d}"
     with atomic_path(dest) as tmp:
         tmp.mkdir()
         torch.save({**state, "step": step, "rng": rng_state()}, tmp / "state.pt")
         (tmp / "fingerprint.txt").write_text(fp)
+    _last = dest
     for old in sorted(root.glob("step-*"))[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return dest
@@ -60,12 +79,17 @@ def save(ckpt_dir: str | Path, step: int, fp: str, state: dict[str, Any], keep: 
 def _load(path: Path) -> dict[str, Any] | None:
     """``torch.load(path)``, or None (with a warning naming the file) when it cannot be read."""
     try:
+        st = path.stat()
+        key: tuple = ("skip", str(path), st.st_size, st.st_mtime_ns)  # a rewritten file is news again
+    except OSError:
+        key = ("skip", str(path))
+    try:
         state = torch.load(path, weights_only=False)
     except Exception as e:  # noqa: BLE001 - truncated zip, empty file, unpickling error, I/O error
-        log.warning("checkpoint %s is unreadable (%s: %s); skipping it", path, type(e).__name__, str(e)[:200])
+        _warn_once(key, "checkpoint %s is unreadable (%s: %s); skipping it", path, type(e).__name__, str(e)[:200])
         return None
     if not isinstance(state, dict) or "step" not in state or "rng" not in state:
-        log.warning("checkpoint %s is not a moalign training state; skipping it", path)
+        _warn_once(key, "checkpoint %s is not a moalign training state; skipping it", path)
         return None
     return state
 
@@ -76,6 +100,7 @@ def latest(ckpt_dir: str | Path, fp: str) -> dict[str, Any] | None:
     Unreadable checkpoints are skipped with a warning; when some existed but none could be
     read, a warning says that training starts from scratch.
     """
+    global _last
     skipped = 0
     for d in sorted(Path(ckpt_dir).glob("step-*"), reverse=True):
         f = d / "fingerprint.txt"
@@ -88,11 +113,13 @@ def latest(ckpt_dir: str | Path, fp: str) -> dict[str, Any] | None:
         state = _load(d / "state.pt")
         if state is not None:
             if skipped:
-                log.warning("resuming from the older checkpoint %s", d)
+                _warn_once(("resume", str(d)), "resuming from the older checkpoint %s", d)
+            _last = d
             return state
         skipped += 1
     if skipped:
-        log.warning("no readable checkpoint in %s (%d skipped); starting from scratch", ckpt_dir, skipped)
+        _warn_once(("fresh", str(ckpt_dir), skipped), "no readable checkpoint in %s (%d skipped); starting from scratch",
+                   ckpt_dir, skipped)
     return None
 
 

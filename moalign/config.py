@@ -1,8 +1,9 @@
 """params.yaml -> typed, validated :class:`Params` (one section per stage plus ``base``).
 
 Values come only from ``params.yaml`` (and ``dvc exp run -S key=value``, which edits it).
-Unknown keys, wrong types and impossible combinations raise :class:`ParamsError`
-naming the dotted key, the bad value and the fix.
+Unknown keys, wrong types (strict: ``'0.2'`` is a string, not a number) and impossible
+combinations raise :class:`ParamsError` naming the dotted key, the bad value and the fix;
+every bad key of every section is named in the one error, so a single edit round fixes them all.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from moalign.data.config import PrepareConfig
 from moalign.evaluate import EvaluateConfig
 from moalign.rl.config import TrainConfig
 from moalign.rubric.config import RubricConfig
-from moalign.schema import ParamsError, StrictModel, validate_section
+from moalign.schema import ParamsError, StrictModel, section_errors
 from moalign.sft import SFTConfig
 
 DEFAULT_PARAMS = "params.yaml"
@@ -59,25 +60,28 @@ SECTIONS: dict[str, type[StrictModel]] = {
 
 
 class Params:
-    """All sections of params.yaml, validated."""
+    """All sections of params.yaml, validated (every bad key of every section reported at once)."""
+
+    base: BaseConfig
+    prepare: PrepareConfig
+    balance: BalanceConfig
+    sft: SFTConfig
+    rubric: RubricConfig
+    train: TrainConfig
+    evaluate: EvaluateConfig
 
     def __init__(self, raw: dict[str, Any]) -> None:
         if not isinstance(raw, dict):
             raise ParamsError("params.yaml must be a mapping of sections (base, prepare, ...)")
-        unknown = sorted(set(raw) - set(SECTIONS))
-        if unknown:
-            raise ParamsError(
-                f"invalid params:\n  {', '.join(unknown)}: unknown section. "
-                f"Fix: valid sections are {', '.join(SECTIONS)}"
-            )
+        lines = [f"{name}: unknown section. Fix: valid sections are {', '.join(SECTIONS)}"
+                 for name in sorted(set(raw) - set(SECTIONS), key=str)]
         self.raw = raw
-        self.base: BaseConfig = validate_section(BaseConfig, raw.get("base"), "base")
-        self.prepare: PrepareConfig = validate_section(PrepareConfig, raw.get("prepare"), "prepare")
-        self.balance: BalanceConfig = validate_section(BalanceConfig, raw.get("balance"), "balance")
-        self.sft: SFTConfig = validate_section(SFTConfig, raw.get("sft"), "sft")
-        self.rubric: RubricConfig = validate_section(RubricConfig, raw.get("rubric"), "rubric")
-        self.train: TrainConfig = validate_section(TrainConfig, raw.get("train"), "train")
-        self.evaluate: EvaluateConfig = validate_section(EvaluateConfig, raw.get("evaluate"), "evaluate")
+        for name, model in SECTIONS.items():
+            value, bad = section_errors(model, raw.get(name), name)
+            setattr(self, name, value)
+            lines += bad
+        if lines:
+            raise ParamsError("invalid params:\n  " + "\n  ".join(lines))
 
     def section(self, name: str) -> dict[str, Any]:
         """The validated section as a plain dict (for logging)."""

@@ -24,6 +24,14 @@ hypervolume smoothly. The previous default (SFT point - 0.05) gave 0 to every po
 below SFT in any one coordinate, i.e. exactly the policies that trade, so the measure went blind
 where the comparison matters. ``reference: sft`` (with ``ref_margin``) keeps that option.
 
+Degenerate fronts (:func:`informative_reference`): an objective with the same value for every
+policy (clarity 0 everywhere when the answers are one-line solutions) carries no trade-off, and
+with the origin reference it makes every hypervolume 0, so nothing can be compared. Rule: a
+coordinate in which no policy exceeds the reference gets the reference (lowest policy value -
+``ref_margin``); a constant objective then multiplies every hypervolume by the same factor and
+the hypervolume ranks policies on the others. Both are said in one warning and recorded in
+``metrics/evaluate.json`` (``degenerate``).
+
 Uncertainty: ``hypervolume_ci`` is a percentile bootstrap over test prompts (resample prompts
 with replacement, recompute the point and its hypervolume).
 """
@@ -177,6 +185,31 @@ def resolve_reference(reference, ref_margin: float, sft_point: list[float], k: i
         raise ValueError(f"evaluate.reference has {len(reference)} coordinates but there are {k} objectives. "
                          "Fix: one value per objective in train.objectives, or 'origin'")
     return [float(v) for v in reference]
+
+
+def informative_reference(points: np.ndarray, ref: list[float], margin: float,
+                          objectives: list[str]) -> tuple[list[float], dict[str, object]]:
+    """(reference, report): lower each coordinate no point exceeds to (min - margin); name constant objectives.
+
+    ``points`` (N, K) are the policies' points (all maximised). The report is empty when nothing was
+    degenerate; else ``constant`` (objectives equal for every policy) and ``reference_lowered``
+    ({objective: new reference value}).
+    """
+    pts = np.asarray(points, dtype=float)
+    out = [float(r) for r in ref]
+    report: dict[str, object] = {}
+    if len(pts) > 1:
+        const = [o for k, o in enumerate(objectives) if np.ptp(pts[:, k]) <= 1e-12]
+        if const:
+            report["constant"] = const
+    lowered = {}
+    for k, o in enumerate(objectives):
+        if not (pts[:, k] > out[k]).any():
+            out[k] = float(pts[:, k].min() - margin)
+            lowered[o] = out[k]
+    if lowered:
+        report["reference_lowered"] = lowered
+    return out, report
 
 
 def resolve_baseline(baseline: str, hv: dict[str, float]) -> str | None:

@@ -93,9 +93,16 @@ def assemble(tok, chunks: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]])
     return Generations(texts, torch.cat(ids_rows), torch.cat(mask_rows), torch.cat(cmask_rows), lengths)
 
 
-def token_logprobs(model, ids: torch.Tensor, mask: torch.Tensor, buckets: int = 1, start: int = 1) -> torch.Tensor:
+def token_logprobs(model, ids: torch.Tensor, mask: torch.Tensor, buckets: int = 1, start: int = 1,
+                   temperature: float = 1.0) -> torch.Tensor:
     """(N, L) ids -> (N, L) log p(ids[t] | ids[<t]) for columns t >= ``start``; columns before are 0
     (column 0 always: it has no context).
+
+    ``temperature``: log-probs of the distribution the rollouts were sampled from,
+    log softmax(logits / T), as TRL (``logits / self.temperature``) and verl do, so training stays
+    on-policy at T != 1. Top-p is not applied here (nor in TRL/verl): the sampled tokens lie in the
+    nucleus, and their log-probs are those of the full temperature-scaled distribution, not of the
+    renormalised nucleus (the two differ by log(nucleus mass), a per-position constant).
 
     ``start`` = the first completion column lets the model compute logits only from there on
     (``logits_to_keep``, where the model supports it): the trainer never reads prompt log-probs,
@@ -106,23 +113,25 @@ def token_logprobs(model, ids: torch.Tensor, mask: torch.Tensor, buckets: int = 
     """
     start = max(1, start)
     if buckets <= 1 or ids.shape[0] < 2:
-        return _token_logprobs(model, ids, mask, start)
+        return _token_logprobs(model, ids, mask, start, temperature)
     L = ids.shape[1]
     order = mask.sum(-1).argsort(stable=True)
     parts = []
     for rows in order.tensor_split(min(buckets, ids.shape[0])):
         cols = mask[rows].any(0).nonzero().squeeze(-1)
         c0, c1 = min(int(cols[0]), start - 1), max(int(cols[-1]) + 1, start)
-        lp = _token_logprobs(model, ids[rows, c0:c1], mask[rows, c0:c1], start - c0)
+        lp = _token_logprobs(model, ids[rows, c0:c1], mask[rows, c0:c1], start - c0, temperature)
         parts.append(torch.nn.functional.pad(lp, (c0, L - c1)))
     return torch.cat(parts).index_select(0, order.argsort())
 
 
-def _token_logprobs(model, ids: torch.Tensor, mask: torch.Tensor, start: int = 1) -> torch.Tensor:
+def _token_logprobs(model, ids: torch.Tensor, mask: torch.Tensor, start: int = 1, temperature: float = 1.0) -> torch.Tensor:
     L = ids.shape[1]
     kw = {"logits_to_keep": L - start + 1} if start > 1 and "logits_to_keep" in forward_params(model) else {}
     logits = model(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask), **kw).logits
     logits = logits[:, -(L - start + 1) : -1]  # predictions of columns start .. L-1
+    if temperature != 1.0:
+        logits = logits / temperature
     target = ids[:, start:, None]
     logp = logits.gather(-1, target).squeeze(-1).float() - torch.logsumexp(logits.float(), -1)
     return torch.nn.functional.pad(logp, (start, 0))

@@ -8,6 +8,13 @@ A killed stage therefore leaves either the old output or the new one, never half
   next to their targets, and only when every write succeeded are they renamed into place.
 - A write that fails because the disk is full raises :class:`moalign.errors.DiskFullError`
   naming the target; an unreadable JSON input raises :class:`moalign.errors.StageError`.
+- Kills: :func:`on_signal` is the SIGTERM/SIGINT handler of every stage (installed by
+  ``stages._edge.stage_main`` and by ``moalign.tracking``); it raises :class:`Interrupted`, so
+  the ``finally`` blocks here remove the temporary folders. While a rename or a cleanup is in
+  progress (:func:`hold_signals`) the signal waits until it is done, so a kill never leaves a
+  half-swapped folder, a partial set of :func:`atomic_outputs`, or a ``.tmp`` folder behind.
+  (SIGKILL cannot be caught: then the old outputs stay intact and a hidden ``.<name>.*.tmp``
+  folder may remain.)
 """
 
 from __future__ import annotations
@@ -15,24 +22,72 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import tempfile
+import threading
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
 from moalign.errors import DiskFullError, StageError, is_disk_full
 
+_held = 0  # depth of hold_signals() blocks
+_pending: int | None = None  # a signal that arrived while held
+
+
+class Interrupted(SystemExit):
+    """A stage stopped by SIGTERM or SIGINT; exits with ``128 + signum`` (143, 130) if nothing catches it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(128 + signum)
+        self.signum = signum
+
+    @property
+    def signame(self) -> str:
+        return signal.Signals(self.signum).name
+
+
+def on_signal(signum: int, frame: Any) -> None:  # noqa: ARG001 - signal API
+    """SIGTERM/SIGINT handler: raise :class:`Interrupted` now, or when the held rename/cleanup ends."""
+    global _pending
+    if _held:
+        _pending = signum
+        return
+    raise Interrupted(signum)
+
+
+@contextmanager
+def hold_signals() -> Iterator[None]:
+    """Defer :func:`on_signal` until the block ends (renames and cleanups that must not be cut).
+
+    Only the main thread counts: Python runs signal handlers there, so another thread's rename
+    cannot be cut, and the deferred signal must not surface in (and end) another thread.
+    """
+    global _held, _pending
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _held += 1
+    try:
+        yield
+    finally:
+        _held -= 1
+        if not _held and _pending is not None:
+            signum, _pending = _pending, None
+            raise Interrupted(signum)
+
 
 def _replace(target: Path, dest: Path) -> None:
     """Move ``target`` onto ``dest`` (a folder is swapped: the old one is removed afterwards)."""
-    if dest.is_dir() and not dest.is_symlink():
-        old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(dest, old)
-        os.replace(target, dest)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(target, dest)
+    with hold_signals():
+        if dest.is_dir() and not dest.is_symlink():
+            old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(dest, old)
+            os.replace(target, dest)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(target, dest)
 
 
 @contextmanager
@@ -41,22 +96,20 @@ def _staged(path: str | os.PathLike[str]) -> Iterator[tuple[Path, Path]]:
 
     The folder is removed on exit; a write that failed for lack of space becomes DiskFullError.
     """
-    dest = Path(path)
+    dest, tmp = Path(path), None
     try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
-    except OSError as e:
-        if is_disk_full(e, dest.parent):
-            raise DiskFullError(dest) from e
-        raise
-    try:
+        with hold_signals():  # a kill right after mkdtemp must still reach the cleanup below
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
         yield tmp / dest.name, dest
     except (OSError, RuntimeError) as e:
         if is_disk_full(e, dest.parent):
             raise DiskFullError(dest) from e
         raise
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp is not None:
+            with hold_signals():
+                shutil.rmtree(tmp, ignore_errors=True)
 
 
 @contextmanager
@@ -85,8 +138,9 @@ def atomic_outputs(*paths: str | os.PathLike[str]) -> Iterator[list[Path]]:
         if missing:
             raise StageError(f"outputs {missing} were not written; no output was replaced. "
                              "Fix: write every listed output inside the block")
-        for target, dest in staged:
-            _replace(target, dest)
+        with hold_signals():  # all renamed, or (killed before this line) none
+            for target, dest in staged:
+                _replace(target, dest)
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> None:

@@ -1,9 +1,13 @@
 """Typed-config base: strict pydantic models and errors that name the key and the fix.
 
-Every section of ``params.yaml`` is a :class:`StrictModel`; unknown keys are errors.
+Every section of ``params.yaml`` is a :class:`StrictModel`; unknown keys are errors, and values
+are strict: a string is not a number (``label_noise: '0.2'`` is refused, where pydantic's lax
+mode would read 0.2) and a boolean is not a count; an integer is still a valid float (YAML
+``lr: 1``). ``dvc exp run -S key=value`` writes typed YAML values, so overrides pass.
 :func:`format_validation_error` turns pydantic's error list into one message per
 bad key, written as a dotted path from the top of ``params.yaml``
-(``train.group_size = 1: ...``), so the user knows what to edit.
+(``train.group_size = 1: ...``), so the user knows what to edit; :func:`section_errors` gives
+those lines without raising, so a caller can report every bad key of every section at once.
 """
 
 from __future__ import annotations
@@ -50,10 +54,11 @@ def _bool_mismatch(annotation: Any, value: Any) -> str | None:
 class StrictModel(BaseModel):
     """Base of every config section: unknown keys are errors; values are validated on assignment.
 
-    Booleans and numbers are not interchangeable (see :func:`_bool_mismatch`).
+    Values are strict (no string -> number coercion); booleans and numbers are not
+    interchangeable (see :func:`_bool_mismatch`).
     """
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False, strict=True)
 
     @field_validator("*", mode="before")
     @classmethod
@@ -75,8 +80,12 @@ def _dotted(loc: tuple[Any, ...], prefix: str) -> str:
     return ".".join(parts)
 
 
-def format_validation_error(err: ValidationError, prefix: str = "") -> str:
-    """Render a pydantic ``ValidationError`` as lines ``key = value: problem. Fix: ...``."""
+_FIX_TYPE = {"float_type": "a number", "int_type": "a whole number", "bool_type": "true or false",
+             "string_type": "a string", "list_type": "a list", "dict_type": "a mapping"}
+
+
+def error_lines(err: ValidationError, prefix: str = "") -> list[str]:
+    """One line ``key = value: problem. Fix: ...`` per error of ``err``."""
     lines = []
     for e in err.errors():
         key = _dotted(tuple(e["loc"]), prefix) or prefix or "<root>"
@@ -92,16 +101,32 @@ def format_validation_error(err: ValidationError, prefix: str = "") -> str:
         else:
             msg = e["msg"].removeprefix("Value error, ")
             shown = repr(val) if not isinstance(val, dict) else "{...}"
+            if kind in _FIX_TYPE and "Fix" not in msg:
+                quoted = " without quotes" if isinstance(val, str) and kind in ("float_type", "int_type") else ""
+                msg += f". Fix: write {_FIX_TYPE[kind]}{quoted}"
             lines.append(f"{key} = {shown}: {msg}")
-    return "invalid params:\n  " + "\n  ".join(lines)
+    return lines
+
+
+def format_validation_error(err: ValidationError, prefix: str = "") -> str:
+    """Render a pydantic ``ValidationError`` as lines ``key = value: problem. Fix: ...``."""
+    return "invalid params:\n  " + "\n  ".join(error_lines(err, prefix))
+
+
+def section_errors(model: type[StrictModel], data: Any, prefix: str) -> tuple[Any, list[str]]:
+    """``(validated model, [])``, or ``(None, lines)`` naming every bad ``prefix.key`` of ``data``."""
+    try:
+        return model.model_validate(data if data is not None else {}), []
+    except ValidationError as err:
+        return None, error_lines(err, prefix)
 
 
 def validate_section(model: type[StrictModel], data: Any, prefix: str) -> Any:
     """Validate ``data`` as ``model``; raise :class:`ParamsError` naming ``prefix.key`` on failure."""
-    try:
-        return model.model_validate(data if data is not None else {})
-    except ValidationError as err:
-        raise ParamsError(format_validation_error(err, prefix)) from None
+    value, lines = section_errors(model, data, prefix)
+    if lines:
+        raise ParamsError("invalid params:\n  " + "\n  ".join(lines))
+    return value
 
 
 def check(cond: bool, key: str, value: Any, problem: str, fix: str) -> None:

@@ -9,8 +9,11 @@
 - An http(s) tracking server is probed first with a bounded request (``CHECK_TIMEOUT``
   seconds) instead of MLflow's minutes of retries; unreachable + ``required: false`` warns
   once and runs untracked, ``required: true`` is a :class:`ServiceError` naming the uri.
-- While a run is active, SIGTERM and SIGINT end it as ``KILLED`` and exit with 128 + signal
-  (143 for SIGTERM); checkpoints are written atomically, so a rerun resumes.
+- While a run is active, SIGTERM and SIGINT end it as ``KILLED`` (the handler is
+  :func:`moalign.io.on_signal`, the one ``stages._edge`` installs for the whole stage; it raises
+  :class:`Killed`, i.e. :class:`moalign.io.Interrupted`). The stage edge prints the one line
+  and exits with 128 + signal (143 for SIGTERM); checkpoints are written atomically, so a
+  rerun resumes.
 - :meth:`Tracker.log_policy` logs a policy as an MLflow model (the ``transformers`` flavour;
   a PEFT adapter is logged alone with its base referenced by local path, MLflow's
   ``base_model_path``), registers it under one name with an alias (the strategy), a
@@ -23,7 +26,6 @@ import logging
 import os
 import signal
 import subprocess
-import sys
 import threading
 import urllib.error
 import urllib.request
@@ -32,6 +34,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from moalign.errors import ServiceError
+from moalign.io import Interrupted, on_signal
 
 log = logging.getLogger("moalign.tracking")
 PARENT_ENV = "MOALIGN_PARENT_RUN_ID"
@@ -40,12 +43,7 @@ _SECRET_WORDS = ("key", "token", "secret", "password")
 _warned: set[str] = set()
 
 
-class Killed(SystemExit):
-    """Raised by the signal handler of an active run: exits with ``128 + signum``."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(128 + signum)
-        self.signum = signum
+Killed = Interrupted  # raised by the signal handler of an active run: exits with ``128 + signum``
 
 
 def check_server(uri: str, timeout: float = CHECK_TIMEOUT) -> str | None:
@@ -73,10 +71,7 @@ def _end_on_signal(mlflow_mod: Any) -> Iterator[None]:
         yield
         return
 
-    def handler(signum: int, frame: Any) -> None:  # noqa: ARG001 - signal API
-        raise Killed(signum)
-
-    old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield
     finally:
@@ -224,9 +219,8 @@ def stage_run(
         status = "FINISHED"
     except (Killed, KeyboardInterrupt) as e:
         status = "KILLED"
-        name = signal.Signals(e.signum).name if isinstance(e, Killed) else "SIGINT"
-        print(f"moalign {stage}: interrupted by {name}; MLflow run ended as KILLED. "
-              "Rerun to resume from the last checkpoint", file=sys.stderr)
+        run = mlflow.active_run()
+        e.mlflow_run_id = run.info.run_id if run else None  # type: ignore[union-attr] # named by the stage edge
         raise
     finally:
         mlflow.end_run(status=status)

@@ -10,6 +10,21 @@ Expected failures end with exit code 2 and ONE line ``moalign <stage>: error: <w
 
 Anything else is a bug: a one-line summary, then the traceback, exit code 1. ``--debug`` or
 ``MOALIGN_DEBUG=1`` prints the traceback of expected failures too.
+
+Kills: SIGTERM and SIGINT (Ctrl-C) are handled the same way, with or without MLflow tracking.
+For the whole stage the handler is :func:`moalign.io.on_signal`: it raises
+:class:`moalign.io.Interrupted`, so every ``finally`` runs (temporary folders of the atomic
+writes are removed; a rename in progress completes first), an active MLflow run ends as
+``KILLED``, and the stage prints ONE line and exits with ``128 + signal``, the shell's
+convention (143 for SIGTERM, 130 for SIGINT), so ``dvc repro`` and Prefect see a failure and
+``$?`` names the signal::
+
+    moalign train: interrupted by SIGTERM; resume with the same command (last checkpoint: checkpoints/train/fixed/step-0000020)
+
+(``rerun the same command (no checkpoint: the stage starts over)`` for a stage that had not
+saved one; ``; MLflow run <id> ended as KILLED`` when tracking was on). The train stage's test
+hook ``MOALIGN_STOP_AFTER`` (``moalign.rl.trainer.KilledForTest``) is a stand-in for such a
+kill: one line in the same form, exit code 2.
 """
 
 from __future__ import annotations
@@ -18,7 +33,9 @@ import argparse
 import logging
 import os
 import random
+import signal
 import sys
+import threading
 import traceback
 from typing import Callable, Sequence
 
@@ -26,6 +43,7 @@ import numpy as np
 
 from moalign.config import Params, load_params
 from moalign.errors import StageError, is_disk_full
+from moalign.io import Interrupted, on_signal
 
 DEBUG_ENV = "MOALIGN_DEBUG"
 QUIET_LOGGERS = ("httpx", "httpx2", "httpcore", "openai", "urllib3")
@@ -59,6 +77,32 @@ def one_line(text: str) -> str:
         return ""
     head, rest = lines[0], lines[1:]
     return head + (" " + "; ".join(rest) if rest else "")
+
+
+def _resume_hint() -> str:
+    """How to go on after a kill: the checkpoint this process saved or resumed from, if any."""
+    ckpt = sys.modules.get("moalign.checkpoint")  # never imported: the stage has no checkpoints
+    last = ckpt.last_checkpoint() if ckpt is not None else None
+    if last is not None and last.exists():
+        return f"resume with the same command (last checkpoint: {last})"
+    return "rerun the same command (no checkpoint: the stage starts over)"
+
+
+def interrupted_line(name: str, err: BaseException) -> str:
+    """The one line printed for a kill (SIGTERM / SIGINT) or the test hook's stand-in for one."""
+    if isinstance(err, Interrupted):
+        what = f"interrupted by {err.signame}"
+    elif isinstance(err, KeyboardInterrupt):
+        what = "interrupted by SIGINT"
+    else:
+        what = f"stopped by the test hook MOALIGN_STOP_AFTER ({one_line(str(err))})"
+    run = getattr(err, "mlflow_run_id", None)
+    return f"moalign {name}: {what}; {_resume_hint()}" + (f"; MLflow run {run} ended as KILLED" if run else "")
+
+
+def _is_test_stop(err: BaseException) -> bool:
+    trainer = sys.modules.get("moalign.rl.trainer")  # not imported: it cannot have raised KilledForTest
+    return trainer is not None and isinstance(err, getattr(trainer, "KilledForTest", ()))
 
 
 def clean_message(err: BaseException) -> str | None:
@@ -101,8 +145,9 @@ def stage_main(
 ) -> int:
     """Parse ``--params`` (and stage extras), call ``run(params, **extras)``.
 
-    Returns 0 on success, 2 after printing one line for an expected failure; a bug prints a
-    summary line and the traceback, then returns 1.
+    Returns 0 on success, 2 after printing one line for an expected failure (or the test
+    hook's stop), ``128 + signum`` after one line for SIGTERM / SIGINT; a bug prints a summary
+    line and the traceback, then returns 1.
     """
     parser = argparse.ArgumentParser(prog=f"python -m stages.{name}", description=f"moalign {name} stage")
     parser.add_argument("--params", default=os.environ.get("MOALIGN_PARAMS", "params.yaml"))
@@ -114,10 +159,20 @@ def stage_main(
     logging.basicConfig(level=logging.INFO, format=f"[{name}] %(levelname)s %(message)s")
     for quiet in QUIET_LOGGERS:
         logging.getLogger(quiet).setLevel(logging.WARNING)
+    main = threading.current_thread() is threading.main_thread()
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)} if main else {}
     try:
         params: Params = load_params(args.pop("params"))
         run(params, **args)
+    except (Interrupted, KeyboardInterrupt) as e:
+        if debug:
+            traceback.print_exc()
+        print(interrupted_line(name, e), file=sys.stderr)
+        return 128 + getattr(e, "signum", signal.SIGINT)
     except Exception as e:  # noqa: BLE001 - sorted below into expected failures and bugs
+        if _is_test_stop(e):
+            print(interrupted_line(name, e), file=sys.stderr)
+            return 2
         msg = clean_message(e)
         if msg is None:
             print(f"moalign {name}: unexpected error (a bug?): {type(e).__name__}: {one_line(str(e))[:300]}",
@@ -128,4 +183,7 @@ def stage_main(
             traceback.print_exc()
         print(f"moalign {name}: error: {msg}", file=sys.stderr)
         return 2
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
     return 0

@@ -25,8 +25,8 @@ import datasets
 from moalign.config import Params, flatten
 import pandas as pd
 
-from moalign.evaluate import (bootstrap_hv_ci, pareto_report, pick_rows, resolve_reference, score_policy,
-                              weight_shift)
+from moalign.evaluate import (bootstrap_hv_ci, informative_reference, pareto_report, pick_rows, resolve_reference,
+                              score_policy, weight_shift)
 from moalign.io import atomic_outputs, read_json, write_json, write_text
 from moalign.modeling import (adapter_base, is_adapter, load_adapter, load_policy, load_tokenizer, resolve_device,
                               resolve_dtype)
@@ -99,11 +99,16 @@ def run(params: Params) -> dict[str, object]:
                                      if "final_weights" in hist else hist["weights"])
         ref = resolve_reference(cfg.reference, cfg.ref_margin, results["sft"][cfg.point]["point"], len(objs))
         finals = {n: r[cfg.point]["point"] for n, r in results.items()}
+        ref, degenerate = informative_reference(list(finals.values()), ref, cfg.ref_margin, objs)
+        if degenerate:
+            log.warning("degenerate front: %s; reference set to %s so the hypervolume stays informative "
+                        "(moalign/evaluate.py, 'Degenerate fronts')", degenerate, [round(r, 4) for r in ref])
         rep = pareto_report(finals, curves, ref, cfg.baseline, cfg.match_tol)
         if rep["excluded_by_reference"]:
             log.warning("policies %s do not dominate the reference point %s: they add 0 hypervolume",
                         rep["excluded_by_reference"], ref)
         metrics: dict[str, object] = {"objectives": objs, "reference": rep["reference"], "point": cfg.point,
+                                      "degenerate": degenerate,
                                       "hypervolume_front": rep["hypervolume_front"],
                                       "non_dominated": rep["non_dominated"], "baseline": rep["baseline"]}
         table = []

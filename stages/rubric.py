@@ -10,7 +10,15 @@ central comparison on the same held-out pairs: ``pairwise_test`` (the adaptive p
 and ``pointwise_test`` (one tier-weighted scalar per response, compared afterwards;
 moalign/rubric/pointwise.py), each for the initial and the refined rubric, on all test pairs
 and on the correctness-tie split (``*_tie``: both responses right or both wrong, so the rubric
-and not the ground-truth gate decides).
+and not the ground-truth gate decides). An agreement over no pairs (a test split without a
+correctness tie) is ``null``, and so is a gain computed from one; the pair counts
+(``pairs_test_tie``) say how many pairs each number rests on. ``rubric.gate_checks`` names the
+PVR checks that decide a pair before the judge, everywhere here (fitness, selection, review
+proposals, both judges of the comparison).
+
+The test split is read only for the numbers reported on it: evolution fits on train and picks
+its champion on val, review proposals are measured on val, so changing test labels changes no
+rubric and no train/val number (tests/rubric/test_splits_gate.py).
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ from __future__ import annotations
 import logging
 import random
 from pathlib import Path
+from typing import Sequence
 
 import datasets
 
@@ -33,6 +42,7 @@ from moalign.rubric.evolve import agreement, evolve
 from moalign.rubric.judges import make_judge
 from moalign.rubric.pointwise import pointwise_agreement
 from moalign.rubric.preferences import load_preferences, split_by_prompt, synthetic_pairs, tie_split
+from moalign.rubric.pvr import DEFAULT_GATE
 from moalign.rubric.review import propose_domain_edits
 from moalign.rubric.schema import dump_meta_rubric, load_meta_rubric
 from moalign.text import format_prompt
@@ -66,16 +76,26 @@ def sample_pairs(params: Params) -> datasets.DatasetDict:
     return split_by_prompt(pairs, cfg.splits, base.seed)
 
 
-def compare_judges(judge, initial, refined, pairs: list[dict], tie_credit: float) -> dict[str, dict[str, float]]:
+def gain(after: float | None, before: float | None) -> float | None:
+    """after - before, or None when either is None (no pairs to measure on)."""
+    return None if after is None or before is None else after - before
+
+
+def compare_judges(judge, initial, refined, pairs: list[dict], tie_credit: float,
+                   gate_checks: Sequence[str] = DEFAULT_GATE) -> dict[str, dict[str, float | None]]:
     """pairwise_test / pointwise_test: agreement of both judges x {initial, refined} x {all, tie split}."""
     tie = tie_split(pairs)
-    out: dict[str, dict[str, float]] = {}
-    for name, fn in (("pairwise_test", lambda r, ps: agreement(judge, r, ps, tie_credit)),
-                     ("pointwise_test", lambda r, ps: pointwise_agreement(r, ps, tie_credit))):
+    out: dict[str, dict[str, float | None]] = {}
+    for name, fn in (("pairwise_test", lambda r, ps: agreement(judge, r, ps, tie_credit, gate_checks)),
+                     ("pointwise_test", lambda r, ps: pointwise_agreement(r, ps, tie_credit, gate_checks))):
         m = {f"{tag}{sfx}": fn(r, ps) for tag, r in (("initial", initial), ("refined", refined))
              for sfx, ps in (("", pairs), ("_tie", tie))}
-        out[name] = {**m, "gain": m["refined"] - m["initial"], "gain_tie": m["refined_tie"] - m["initial_tie"]}
+        out[name] = {**m, "gain": gain(m["refined"], m["initial"]), "gain_tie": gain(m["refined_tie"], m["initial_tie"])}
     return out
+
+
+def _num(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
 
 
 def run(params: Params) -> dict[str, float]:
@@ -89,7 +109,7 @@ def run(params: Params) -> dict[str, float]:
         judge = make_judge(cfg.judge, model=cfg.judge_model, timeout=cfg.judge_timeout, retries=cfg.judge_retries,
                            backoff=cfg.judge_backoff)
         res = evolve(rubric, judge, splits, cfg.evolve, base.seed,
-                     on_generation=lambda g, m: tr.log_metrics(m, step=g))
+                     on_generation=lambda g, m: tr.log_metrics(m, step=g), gate_checks=cfg.gate_checks)
         winner = res["rubric"]
         with atomic_path(OUT) as tmp:
             prefs.save_to_disk(str(tmp / "preferences"))
@@ -97,15 +117,15 @@ def run(params: Params) -> dict[str, float]:
             props = []
             for qt in winner.domain_layers:
                 props += propose_domain_edits(judge, winner, winner.candidates(qt), splits["val"], qt,
-                                              tmp / f"proposals-{qt}.json")
+                                              tmp / f"proposals-{qt}.json", gate_checks=cfg.gate_checks)
             write_json(tmp / "proposals.json", props)
             write_json(tmp / "report.json", {"agreement": res["agreement"], "history": res["history"],
                                              "pairs": {s: len(v) for s, v in splits.items()}})
         dump_meta_rubric(winner, REFINED)
         a = res["agreement"]
-        judges = compare_judges(judge, rubric, winner, splits["test"], cfg.evolve.tie_credit)
+        judges = compare_judges(judge, rubric, winner, splits["test"], cfg.evolve.tie_credit, cfg.gate_checks)
         metrics = {**{k.replace("/", "_"): v for k, v in a.items()},
-                   "gain_test": a["refined/test"] - a["initial/test"], "pairs_train": len(splits["train"]),
+                   "gain_test": gain(a["refined/test"], a["initial/test"]), "pairs_train": len(splits["train"]),
                    "pairs_test": len(splits["test"]), "pairs_test_tie": len(tie_split(splits["test"])),
                    "proposals": len(props), **judges}
         write_json(METRICS, metrics)
@@ -115,10 +135,10 @@ def run(params: Params) -> dict[str, float]:
         tr.log_metrics(flatten(metrics, ""))
         for f in (REFINED, OUT / "diff.patch", OUT / "proposals.json", PLOTS / "fitness.png", METRICS):
             tr.log_artifact(f, "rubric")
-        log.info("agreement initial -> refined: test %.3f -> %.3f; tie split pairwise %.3f -> %.3f, pointwise %.3f -> %.3f",
-                 a["initial/test"], a["refined/test"], judges["pairwise_test"]["initial_tie"],
-                 judges["pairwise_test"]["refined_tie"], judges["pointwise_test"]["initial_tie"],
-                 judges["pointwise_test"]["refined_tie"])
+        pw, pt = judges["pairwise_test"], judges["pointwise_test"]
+        log.info("agreement initial -> refined: test %s -> %s; tie split (%d pairs) pairwise %s -> %s, "
+                 "pointwise %s -> %s", _num(a["initial/test"]), _num(a["refined/test"]), metrics["pairs_test_tie"],
+                 _num(pw["initial_tie"]), _num(pw["refined_tie"]), _num(pt["initial_tie"]), _num(pt["refined_tie"]))
         return metrics
 
 

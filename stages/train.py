@@ -6,7 +6,8 @@ Runs on CPU here and on CUDA/bf16 through ``accelerate`` (``accelerate launch -m
 checkpoints, snapshots and outputs; the other ranks train in lockstep and write nothing.
 
 Test hook: ``MOALIGN_STOP_AFTER=<step>`` stops every rank right after the checkpoint of that
-step (a deterministic stand-in for a kill; exit code 1), so a test can resume from it.
+step (a deterministic stand-in for a kill; one line, exit code 2: stages/_edge.py), so a test
+can resume from it.
 """
 
 from __future__ import annotations
@@ -93,6 +94,10 @@ def run(params: Params, strategy: str) -> dict[str, float]:
         if not acc.is_main_process:
             return {}
         final = {k: v for k, v in res.history[-1].items() if k != "step"}
+        # what made the hypervolume uninformative (weighting.py, (5)): numeric flags, as DVC metrics want
+        final |= {f"degenerate/{o}": 1.0 for o in res.degenerate.get("adjusted", [])}
+        if res.degenerate.get("zero_hypervolume"):
+            final["degenerate/zero_hypervolume"] = 1.0
         with atomic_path(out) as tmp:
             acc.unwrap_model(model).save_pretrained(tmp, safe_serialization=True)
             tok.save_pretrained(tmp)

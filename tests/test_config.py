@@ -77,3 +77,34 @@ def test_booleans_and_numbers_are_not_interchangeable(patch, key):
 def test_numbers_still_accept_ints_for_floats_and_null_for_optional():
     p = Params(merge(raw(), {"sft": {"lr": 1}, "prepare": {"dataset": {"max_rows": None}}}))
     assert p.sft.lr == 1.0 and p.prepare.dataset.max_rows is None
+
+
+@pytest.mark.parametrize(
+    "patch, key",
+    [
+        ({"rubric": {"label_noise": "0.2"}}, "rubric.label_noise"),
+        ({"sft": {"lr": "1e-3"}}, "sft.lr"),
+        ({"train": {"max_steps": "5"}}, "train.max_steps"),
+        ({"prepare": {"generator": {"sizes": {"en": "200"}}}}, "prepare.generator.sizes.en"),
+        ({"rubric": {"splits": ["0.5", 0.25, 0.25]}}, "rubric.splits[0]"),
+        ({"rubric": {"evolve": {"population": 10.0}}}, "rubric.evolve.population"),
+    ],
+)
+def test_strings_and_fractions_are_not_numbers(patch, key):
+    """Strict values: pydantic's lax mode would read '0.2' as 0.2 and 10.0 as 10."""
+    with pytest.raises(ParamsError) as e:
+        Params(merge(raw(), patch))
+    assert key in str(e.value) and "Fix: write" in str(e.value), str(e.value)
+
+
+def test_every_bad_key_of_every_section_in_one_error(tmp_path):
+    bad = merge(raw(), {"train": {"group_szie": 4}, "rubric": {"label_noise": "0.2"}, "sft": {"max_steps": True},
+                        "base": {"device": "tpu"}})
+    bad["trian"] = {}
+    f = tmp_path / "params.yaml"
+    f.write_text(yaml.safe_dump(bad))
+    with pytest.raises(ParamsError) as e:
+        load_params(f)
+    msg = str(e.value)
+    for key in ("trian", "train.group_szie", "rubric.label_noise", "sft.max_steps", "base.device"):
+        assert key in msg, (key, msg)

@@ -1,4 +1,8 @@
-"""End-to-end `dvc repro` of the whole DAG on the tiny config (what CI runs), in a temp copy."""
+"""End-to-end `dvc repro` of the whole DAG on the tiny config (what CI runs), in a temp copy.
+
+The first `dvc repro` is the session fixture ``tiny_pipeline`` (tests/conftest.py), which the
+MLflow browser test opens too.
+"""
 
 import json
 import os
@@ -7,8 +11,6 @@ import sys
 
 import mlflow
 import pytest
-
-from tests.tiny import make_repo
 
 pytestmark = pytest.mark.slow
 
@@ -23,9 +25,8 @@ def ran(out: str) -> list[str]:
     return [ln.split("'")[1] for ln in out.splitlines() if ln.startswith("Running stage")]
 
 
-def test_dvc_repro_end_to_end(tmp_path):
-    repo = make_repo(tmp_path / "repo", git=True)
-    out = dvc(repo, "repro")
+def test_dvc_repro_end_to_end(tiny_pipeline, tmp_path):
+    repo, out = tiny_pipeline
     stages = ran(out)
     assert stages[:3] == ["prepare", "balance", "sft"] and stages[-1] == "evaluate"
     assert {"rubric", "train@fixed", "train@hypervolume", "train@gradient"} <= set(stages)

@@ -1,14 +1,18 @@
 """A real browser (headless Debian Chromium via Playwright) finds the strategy runs in ``mlflow ui``.
 
-The store is built the way the pipeline builds it (experiment ``moalign``, a parent run, one
-nested ``train@<strategy>`` run per strategy, ``moalign.*`` tags), then ``mlflow ui`` serves it
-on a free local port and Chromium opens the experiment's run list. MLflow 3 collapses nested
-runs under their parent, so the test expands the parent rows; if that fails it searches the
-runs table with the strategy tag. A screenshot is written to the test's tmp dir either way.
+The store is the one a real ``dvc repro`` of the tiny config filled through ``moalign.tracking``
+(the session fixture ``tiny_pipeline`` in tests/conftest.py, shared with tests/test_e2e.py), not
+runs made by hand: ``mlflow ui`` serves it on a free local port and Chromium opens the ``moalign``
+experiment's run list, where each stage's run and one ``train@<strategy>`` run per strategy must
+show. Should runs be nested (the Prefect flow nests them under a pipeline run; MLflow 3 collapses
+nested runs under their parent), the test expands parent rows; if that fails it searches the runs
+table with the stage tag. A screenshot is written to the test's tmp dir either way. Without
+Chromium or Playwright the module is skipped before the pipeline runs.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import signal
@@ -22,11 +26,18 @@ from typing import Any, Iterator
 
 import pytest
 
-pytestmark = pytest.mark.slow
 CHROMIUM = "/usr/bin/chromium"
+pytestmark = [
+    pytest.mark.slow,
+    # checked at collection, so a missing browser skips before the session's `dvc repro` starts
+    pytest.mark.skipif(not os.path.exists(CHROMIUM),
+                       reason=f"{CHROMIUM} is absent: install Debian's chromium (apt-get install -y chromium)"),
+    pytest.mark.skipif(importlib.util.find_spec("playwright") is None,
+                       reason="playwright (python) is not installed"),
+]
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-STRATEGIES = ("fixed", "hypervolume", "gradient")
+STRATEGIES = ("fixed", "hypervolume", "gradient")  # tests/tiny.py: train.strategies
 UI_START_S = 120  # bound on waiting for `mlflow ui` to answer /health
 PAGE_S = 90  # bound on finding the runs once the page is open
 
@@ -35,22 +46,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _populate(uri: str) -> str:
-    """Create experiment ``moalign`` with a parent run and nested strategy runs; return its id."""
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri=uri)
-    exp_id = client.create_experiment("moalign")
-    parent = client.create_run(exp_id, run_name="pipeline", tags={"moalign.stage": "pipeline"})
-    for i, s in enumerate(STRATEGIES):
-        run = client.create_run(exp_id, run_name=f"train@{s}", tags={
-            "moalign.stage": "train", "moalign.strategy": s, "mlflow.parentRunId": parent.info.run_id})
-        client.log_metric(run.info.run_id, "pareto/hypervolume", 0.1 * (i + 1), step=0)
-        client.set_terminated(run.info.run_id)
-    client.set_terminated(parent.info.run_id)
-    return exp_id
 
 
 def _group_alive(pgid: int) -> bool:
@@ -83,18 +78,20 @@ def _stop(proc: subprocess.Popen[Any], grace_s: float = 20.0) -> None:
 
 @pytest.fixture
 def sync_api() -> Any:
-    """playwright.sync_api, or a skip naming what is missing (checked before the server starts)."""
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} is absent: install Debian's chromium (apt-get install -y chromium)")
+    """playwright.sync_api (the module's skip marks have checked that Chromium and Playwright exist)."""
     return pytest.importorskip("playwright.sync_api", reason="playwright (python) is not importable")
 
 
 @pytest.fixture
-def mlflow_ui(tmp_path: Path) -> Iterator[tuple[str, str]]:
-    """Yield (base url, experiment id) of a live `mlflow ui`; the server is always stopped."""
+def mlflow_ui(tiny_pipeline: tuple[Path, str], tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """Yield (base url, experiment id) of a live `mlflow ui` on the tiny pipeline's store; always stopped."""
     pytest.importorskip("mlflow", reason="mlflow is not installed")
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    exp_id = _populate(uri)
+    from mlflow.tracking import MlflowClient
+
+    repo, _ = tiny_pipeline
+    uri = f"sqlite:///{repo / 'mlflow.db'}"
+    exp = MlflowClient(tracking_uri=uri).get_experiment_by_name("moalign")
+    assert exp is not None, f"the pipeline logged no experiment 'moalign' to {uri}"
     port = _free_port()
     mlflow_bin = shutil.which("mlflow", path=str(Path(sys.executable).parent)) or shutil.which("mlflow")
     if mlflow_bin is None:
@@ -118,7 +115,7 @@ def mlflow_ui(tmp_path: Path) -> Iterator[tuple[str, str]]:
             if time.time() > deadline:
                 pytest.fail(f"mlflow ui did not answer /health within {UI_START_S} s; see {tmp_path / 'mlflow_ui.log'}")
             time.sleep(1)
-        yield url, exp_id
+        yield url, exp.experiment_id
     finally:
         _stop(proc)
         log.close()
@@ -158,7 +155,7 @@ def _search(page: Any, query: str) -> None:
 
 
 def test_strategy_runs_visible_in_mlflow_ui(sync_api: Any, mlflow_ui: tuple[str, str], tmp_path: Path) -> None:
-    """Chromium opens the experiment's run list and sees train@fixed/hypervolume/gradient."""
+    """Chromium opens the experiment's run list and sees the pipeline's train@fixed/hypervolume/gradient runs."""
     url, exp_id = mlflow_ui
     shot = tmp_path / "mlflow_ui.png"
     found: set[str] = set()
@@ -167,8 +164,8 @@ def test_strategy_runs_visible_in_mlflow_ui(sync_api: Any, mlflow_ui: tuple[str,
         try:
             page = browser.new_page(viewport={"width": 1600, "height": 1000})
             page.goto(f"{url}/#/experiments/{exp_id}/runs", wait_until="domcontentloaded", timeout=60_000)
-            try:  # the run list has rendered once the parent run's name shows
-                page.wait_for_selector("text=pipeline", timeout=60_000)
+            try:  # the run list has rendered once a strategy run's name shows
+                page.wait_for_selector("text=train@", timeout=60_000)
             except Exception:  # noqa: BLE001 - keep going: the loop below has its own bound
                 pass
             # each fallback gets a third of the time: the name-cell toggle, generic toggles, search

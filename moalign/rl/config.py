@@ -19,9 +19,11 @@ class TrainConfig(StrictModel):
         "fixed-accuracy (a preset suffix overrides weighting.preset).",
     )
     estimator: str = Field("grpo", description="Advantage estimator: grpo, rloo, reinforce, reinforce_pp.")
-    aggregation: Literal["normalize_then_sum", "sum_then_normalize"] = Field(
-        "normalize_then_sum", description="Order of scalarising and normalising the objectives' rewards "
-        "(moalign/rl/estimators.py; TRL's names; the authors scalarise first)."
+    aggregation: Literal["normalize_then_sum", "sum_then_normalize", "normalize_then_sum_unscaled"] = Field(
+        "normalize_then_sum", description="Order of scalarising and normalising the objectives' rewards, with "
+        "TRL's names and formulas (moalign/rl/estimators.py): normalize_then_sum (per-objective group "
+        "normalisation, weighted sum, batch re-normalisation), sum_then_normalize (the authors'), "
+        "normalize_then_sum_unscaled (no batch step; this project's earlier default)."
     )
     std: Literal["sample", "population"] = Field(
         "sample", description="Std of grpo/reinforce_pp normalisation: sample (Bessel, as TRL and verl) or population."
@@ -54,6 +56,9 @@ class TrainConfig(StrictModel):
         description="Parameters whose gradients form g_i for the gradient strategy: 'middle' (every parameter "
         "of the middle decoder layers, the authors' 10-25 of 36 scaled to the model's depth) or regexes of names.",
     )
+    grad_kl: bool = Field(True, description="gradient strategy: include the KL term (kl_coef * k3) in every "
+                          "per-objective gradient g_i, as the authors' compute_gradients does (their per-reward loss "
+                          "adds kl_loss); false = policy-gradient term only.")
     grad_every: int = Field(1, ge=1, description="gradient strategy: take the K per-objective gradients (K extra "
                             "backward passes) and update the weights every this many steps; 1 = every step, as the "
                             "authors. Between updates the weights stay as they are.")
@@ -62,6 +67,15 @@ class TrainConfig(StrictModel):
     val_samples: int = Field(
         2, ge=0, description="Sampled decodes per validation prompt at the rollout temperature (expected rewards); "
         "0 = one greedy decode (the paper's validation). moalign/evaluate.py says why sampled is the default."
+    )
+    length_unit: Literal["fraction", "tokens"] = Field(
+        "fraction", description="Length coordinate of the validation points: fraction = 1 - length/max_new_tokens "
+        "in [0, 1] (maximised, like every objective); tokens = minus the mean length in tokens (the authors' raw "
+        "length, minimised; stored negated so every coordinate is maximised)."
+    )
+    paper: dict[str, Any] = Field(
+        default_factory=dict, description="Overrides of this section applied to the '<weighting>-paper' strategies "
+        "(the authors' code as written: moalign/rl/paper.py lists the defaults and why)."
     )
     snapshot_every: int = Field(10, ge=1, description="Steps between saved policy snapshots (evaluate scores them).")
     checkpoint_every: int = Field(10, ge=1, description="Steps between resumable checkpoints.")
@@ -105,4 +119,12 @@ class TrainConfig(StrictModel):
             raise ValueError(f"strategies {self.strategies} has repeats. Fix: list each strategy once")
         BACKENDS.check(self.generation_backend, "generation_backend")
         check_group_size(self.estimator, self.group_size)
+        if self.paper:
+            self.for_strategy("gradient-paper")  # the overrides must form a valid config too
         return self
+
+    def for_strategy(self, strategy: str) -> "TrainConfig":
+        """The config a strategy trains with: ``<weighting>-paper`` gets the ``paper`` overrides applied."""
+        from moalign.rl.paper import apply_paper
+
+        return apply_paper(self) if strategy.endswith("-paper") else self

@@ -9,6 +9,9 @@ does not synchronise, and why each helper exists:
   by rank 0 would not resume rank 1 exactly. After each step the state is the one a single
   process would have after seeing all ranks' rollouts (the current batch is scored with the
   rank's own rollouts added, the others' arrive one step later).
+- :func:`sum_fn`: batch statistics of the advantages (the batch re-normalisation of
+  ``normalize_then_sum``, REINFORCE's batch baseline) are taken over every rank's rollouts, as TRL
+  normalises over the gathered batch; without it each rank would scale its advantages by its own std.
 - :func:`broadcast_point`: every rank computes the same validation point (same policy, same
   seeds); rank 0's copy is broadcast so the hypervolume strategy's decisions are identical
   even if floating point ever differs.
@@ -39,6 +42,13 @@ def rank_of(accelerator) -> int:
 
 def world_of(accelerator) -> int:
     return accelerator.num_processes if accelerator is not None else 1
+
+
+def sum_fn(accelerator):
+    """A function summing a tensor over ranks (batch statistics of the advantages), or None for one process."""
+    if world_of(accelerator) < 2:
+        return None
+    return lambda t: accelerator.reduce(t.to(accelerator.device), "sum")
 
 
 def is_main(accelerator) -> bool:

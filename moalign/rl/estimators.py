@@ -6,23 +6,38 @@ Shapes: rewards (B, G) = B prompts x G rollouts each; per-objective rewards (B, 
   Bessel-corrected std, as TRL's ``GRPOTrainer`` (``nanstd``) and verl's
   ``compute_grpo_outcome_advantage`` (``torch.std``); ``population`` divides by G instead, so a
   group [1, 0, 0, 1] gives [1, -1, -1, 1]. The two differ by the constant sqrt((G-1)/G).
+  eps = 1e-4, TRL's (``grpo_trainer.py``, ``(std_rewards + 1e-4)``); verl uses 1e-6. With rewards
+  in [0, 1] the two differ only for groups whose std is below ~1e-3.
 - ``rloo``: A_j = r_j - mean_{k != j} r_k (leave-one-out baseline; G >= 2).
 - ``reinforce``: A = r - mean over the whole batch (a constant baseline).
 - ``reinforce_pp``: A = (r - mean_batch) / (std_batch + eps) (REINFORCE++ batch whitening,
   ``train.std`` as for grpo).
 
-Order of aggregation (``train.aggregation``, TRL's names): ``sum_then_normalize`` applies the
-estimator to the scalarised reward sum_k w_k r_k (the authors' verl code, TRL's default);
-``normalize_then_sum`` normalises *per objective* and then scalarises, A = sum_k w_k A_k with
-A_k = estimator(r[..., k]) (:func:`combine_advantages`). The default is normalise-then-sum, for
-the reasons below (README, "Decisions"; a seeded comparison of both orders on the default world
-is still to be run). Arguments for normalise-then-sum: (1) "total gradient = weighted sum of per-objective gradients" then
-holds exactly (with clipping off), which is what the gradient-based weighting assumes (the
-authors disable PPO clipping for the same reason); (2) the weights keep their meaning under
-group normalisation: with normalise-after-scalarise, an objective with a tiny within-group
-spread (e.g. clarity after SFT) barely moves the advantage whatever its weight, and a
-batch-wide factor cancels; (3) every strategy, the fixed baseline included, uses it, so the
-comparison is fair. For the un-normalised ``reinforce`` the two orders coincide.
+Batch statistics (reinforce, reinforce_pp and the last step of ``normalize_then_sum``) are over
+the *global* batch: with several processes the trainer passes ``reduce`` (a sum over ranks), as
+TRL gathers every process's rewards before it normalises.
+
+Order of aggregation (``train.aggregation``; TRL's ``multi_objective_aggregation`` names and
+formulas, TRL 1.16 ``grpo_trainer.py`` ``_generate_and_score_completions``, the two branches at
+``if self.multi_objective_aggregation == "sum_then_normalize"`` / ``elif ... == "normalize_then_sum"``):
+
+- ``sum_then_normalize`` (TRL's default, the authors' verl code): A = est(sum_k w_k r_k).
+- ``normalize_then_sum`` (TRL's GDPO-style branch; default here): each objective normalised
+  within its group, A_k = est(r_k); weighted sum s = sum_k w_k A_k; then **normalised again over
+  the batch**, A = (s - mean_batch s) / (std_batch s + eps), sample std, eps 1e-4 - TRL's lines
+  ``std_rewards = nanstd(rewards)`` / ``advantages = (rewards - torch.nanmean(rewards)) / (std_rewards + 1e-4)``.
+- ``normalize_then_sum_unscaled``: s alone, without the batch step (this project's earlier
+  ``normalize_then_sum``). Its advantages are about half the scale (std 0.47 vs 0.93 on a synthetic
+  batch), so the same ``kl_coef`` pulls about twice as hard; kept for comparison with earlier runs.
+
+For group-centred estimators (grpo, rloo) and reinforce, s has batch mean exactly 0, so the batch
+step only divides by std(s) + eps: the update direction is still the weighted sum of the
+per-objective directions, "total gradient = (1/c) sum_k w_k g_k" holds (exactly, with clipping off),
+which the gradient-based weighting assumes; and a weight keeps its meaning whatever an objective's
+within-group spread (with sum-then-normalise an objective with a tiny spread barely moves the
+advantage whatever its weight). The default is ``normalize_then_sum`` for these reasons; every
+strategy, the fixed baseline included, uses it, so the comparison is fair. The seeded comparison
+of the orders is in benchmarks/README.md ("Order of aggregation").
 
 Policy loss (:func:`policy_loss`): the PPO/GRPO clipped-ratio objective with an optional k3 KL
 penalty to a reference policy, aggregated as a token mean over all valid tokens of the batch
@@ -31,23 +46,37 @@ penalty to a reference policy, aggregated as a token mean over all valid tokens 
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 
 from moalign.registry import Registry
 
 ESTIMATORS: Registry = Registry("estimator")
-EPS = 1e-6
+EPS = 1e-4  # TRL's GRPOTrainer
 _MIN_G = {"grpo": 2, "rloo": 2}
+Reduce = Callable[[torch.Tensor], torch.Tensor] | None  # sum over processes (None: one process)
+
+
+def batch_moments(x: torch.Tensor, unbiased: bool = True, reduce: Reduce = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and std of every element of ``x`` over the global batch (``reduce`` sums across ranks)."""
+    stats = torch.stack([x.sum(), x.pow(2).sum(), torch.tensor(float(x.numel()), dtype=x.dtype, device=x.device)])
+    if reduce is not None:
+        stats = reduce(stats.double()).to(x.dtype)
+    total, sq, n = stats[0], stats[1], stats[2]
+    mean = total / n
+    var = (sq - n * mean**2).clamp(min=0) / ((n - 1).clamp(min=1) if unbiased else n)
+    return mean, var.sqrt()
 
 
 @ESTIMATORS.register("grpo")
-def grpo(r: torch.Tensor, unbiased: bool = True) -> torch.Tensor:
+def grpo(r: torch.Tensor, unbiased: bool = True, reduce: Reduce = None) -> torch.Tensor:
     """(B, G) -> (B, G): A = (r - mean_g r) / (std_g r + eps); sample std unless ``unbiased=False``."""
     return (r - r.mean(-1, keepdim=True)) / (r.std(-1, keepdim=True, unbiased=unbiased) + EPS)
 
 
 @ESTIMATORS.register("rloo")
-def rloo(r: torch.Tensor, unbiased: bool = True) -> torch.Tensor:
+def rloo(r: torch.Tensor, unbiased: bool = True, reduce: Reduce = None) -> torch.Tensor:
     """(B, G) -> (B, G): A_j = r_j - (sum_k r_k - r_j) / (G - 1)."""
     check_group_size("rloo", r.shape[-1])
     G = r.shape[-1]
@@ -55,15 +84,16 @@ def rloo(r: torch.Tensor, unbiased: bool = True) -> torch.Tensor:
 
 
 @ESTIMATORS.register("reinforce")
-def reinforce(r: torch.Tensor, unbiased: bool = True) -> torch.Tensor:
-    """(B, G) -> (B, G): A = r - mean over the batch."""
-    return r - r.mean()
+def reinforce(r: torch.Tensor, unbiased: bool = True, reduce: Reduce = None) -> torch.Tensor:
+    """(B, G) -> (B, G): A = r - mean over the (global) batch."""
+    return r - batch_moments(r, unbiased, reduce)[0]
 
 
 @ESTIMATORS.register("reinforce_pp")
-def reinforce_pp(r: torch.Tensor, unbiased: bool = True) -> torch.Tensor:
+def reinforce_pp(r: torch.Tensor, unbiased: bool = True, reduce: Reduce = None) -> torch.Tensor:
     """(B, G) -> (B, G): A = (r - mean_batch) / (std_batch + eps); sample std unless ``unbiased=False``."""
-    return (r - r.mean()) / (r.std(unbiased=unbiased) + EPS)
+    mean, std = batch_moments(r, unbiased, reduce)
+    return (r - mean) / (std + EPS)
 
 
 def min_group_size(estimator: str) -> int:
@@ -82,15 +112,17 @@ def check_group_size(estimator: str, group_size: int) -> None:
         )
 
 
-AGGREGATIONS = ("normalize_then_sum", "sum_then_normalize")
+AGGREGATIONS = ("normalize_then_sum", "sum_then_normalize", "normalize_then_sum_unscaled")
 
 
 def combine_advantages(rewards: torch.Tensor, weights: torch.Tensor, estimator: str,
-                       aggregation: str = "normalize_then_sum", std: str = "sample") -> torch.Tensor:
-    """(B, G, K) rewards, (K,) weights -> (B, G) advantages.
+                       aggregation: str = "normalize_then_sum", std: str = "sample",
+                       reduce: Reduce = None) -> torch.Tensor:
+    """(B, G, K) rewards, (K,) weights -> (B, G) advantages (module docstring: the three orders).
 
-    normalize_then_sum: A = sum_k w_k est(r[..., k]); sum_then_normalize: A = est(sum_k w_k r[..., k]).
-    ``std``: sample (Bessel) or population, for the estimators that divide by a std.
+    sum_then_normalize: A = est(sum_k w_k r_k); normalize_then_sum_unscaled: s = sum_k w_k est(r_k);
+    normalize_then_sum: A = (s - mean_batch s) / (std_batch s + eps). ``std``: sample (Bessel) or
+    population, for every std taken; ``reduce`` sums batch statistics over processes.
     """
     est = ESTIMATORS.get(estimator)
     check_group_size(estimator, rewards.shape[1])
@@ -101,9 +133,14 @@ def combine_advantages(rewards: torch.Tensor, weights: torch.Tensor, estimator: 
     unbiased = std == "sample"
     w = weights.to(rewards.dtype)
     if aggregation == "sum_then_normalize":
-        return est((rewards * w).sum(-1), unbiased=unbiased)  # (B, G)
-    per = torch.stack([est(rewards[..., k], unbiased=unbiased) for k in range(rewards.shape[-1])], -1)  # (B, G, K)
-    return (per * w).sum(-1)  # (B, G)
+        return est((rewards * w).sum(-1), unbiased=unbiased, reduce=reduce)  # (B, G)
+    per = torch.stack([est(rewards[..., k], unbiased=unbiased, reduce=reduce)
+                       for k in range(rewards.shape[-1])], -1)  # (B, G, K)
+    s = (per * w).sum(-1)  # (B, G)
+    if aggregation == "normalize_then_sum_unscaled":
+        return s
+    mean, sd = batch_moments(s, unbiased, reduce)
+    return (s - mean) / (sd + EPS)
 
 
 def policy_loss(

@@ -1,30 +1,37 @@
 """Multi-objective online RL loop (GRPO / REINFORCE / RLOO) with a reward-weighting strategy.
 
 Read top to bottom, one update per step:
-1. draw ``prompts_per_step`` prompts (seeded by (seed, step)), sample ``group_size`` rollouts each;
+1. draw ``prompts_per_step`` prompts (seeded by (seed, step, rank)), sample ``group_size`` rollouts each
+   at ``temperature`` / ``top_p``;
 2. score every rollout with every objective -> rewards (B, G, K);
-3. ``gradient`` strategy: per-objective policy gradients g_k, each clipped to norm 1 over *all*
-   parameters and then restricted to ``grad_layers`` (as the authors do) -> mirror-descent
-   weight update (before the step, as in the authors' optimisation trainer);
-4. advantages from the weighted objectives (``train.aggregation``, see estimators.py);
-5. one clipped policy-gradient step (+ KL to the SFT reference when ``kl_coef`` > 0);
-6. every ``eval_every`` steps: validation point (expected rewards of ``val_samples`` sampled
+3. log-probs of the completions under the policy (and the SFT reference) at the sampling
+   temperature, log softmax(logits / T), as TRL and verl (moalign/generation.py: top-p is not
+   applied to log-probs, as there);
+4. ``gradient`` strategy: per-objective gradients g_k (objective k's own advantages, + the KL term
+   when ``grad_kl``, as the authors), each clipped to norm 1 over *all* parameters and then
+   restricted to ``grad_layers`` -> mirror-descent weight update (before the step, as in the
+   authors' optimisation trainer);
+5. advantages from the weighted objectives (``train.aggregation``: TRL's two orders, estimators.py);
+6. one clipped policy-gradient step (+ KL to the SFT reference when ``kl_coef`` > 0), AdamW with
+   ``weight_decay`` (default 0: a zero policy gradient leaves the policy unchanged);
+7. every ``eval_every`` steps: validation point (expected rewards of ``val_samples`` sampled
    decodes per prompt, or greedy) -> ``hypervolume`` strategy and curves.
 
-Departures from the authors' verl trainers, and why: one optimizer step per rollout batch
-(so the PPO ratio is 1 at the update and clipping only matters if the user raises
-``updates``; this also keeps "total gradient = linear combination" exact for the gradient
-method, which the authors obtained by disabling clipping); validation points are the mean
-rewards of greedy decodes, with conciseness reported as ``1 - length/max_new_tokens`` so every
-coordinate is maximised in [0, 1] (the paper minimises raw length), and by default they are
-expected rewards under the sampling distribution rather than greedy decodes (greedy points hardly
-move while the policy's distribution does; moalign/evaluate.py); the hypervolume reference is
-set by ``train.weighting.reference`` (weighting.py).
+Departures from the authors' verl trainers, and why: one optimizer step per rollout batch (the
+PPO ratio is 1 at the update and clipping only matters if the user raises it; this also keeps
+"total gradient = linear combination" exact for the gradient method, which the authors obtained
+by disabling clipping); the default aggregation is TRL's ``normalize_then_sum`` (estimators.py says
+why; the authors' order is ``sum_then_normalize``); validation points are by default expected
+rewards of sampled decodes with conciseness as ``1 - length/max_new_tokens`` (every coordinate
+maximised in [0, 1]), where the authors decode greedily and minimise raw length
+(moalign/evaluate.py says why); the hypervolume reference is ``train.weighting.reference``
+(weighting.py). The ``<weighting>-paper`` strategies undo these departures (moalign/rl/paper.py).
 
 Several processes (``accelerate launch --num_processes N -m stages.train``): each rank samples
-its own prompts, the prepared model averages gradients, the gradient strategy averages the
-per-objective gradient matrix, reward states and validation points are synchronised, and only
-rank 0 writes checkpoints and snapshots (moalign/rl/distributed.py; docs/scale-out.md).
+its own prompts, the prepared model averages gradients, the advantages' batch statistics are
+summed over ranks, the gradient strategy averages the per-objective gradient matrix, reward
+states and validation points are synchronised, and only rank 0 writes checkpoints and snapshots
+(moalign/rl/distributed.py; docs/scale-out.md).
 """
 
 from __future__ import annotations
@@ -64,6 +71,7 @@ class TrainResult:
     weights: list[list[float]] = field(default_factory=list)  # weights used at each step
     initial_weights: list[float] = field(default_factory=list)
     final_weights: list[float] = field(default_factory=list)  # after the last update/validation
+    degenerate: dict[str, Any] = field(default_factory=dict)  # Weighting.degenerate(): what made HV uninformative
 
 
 class PhaseClock:
@@ -88,7 +96,7 @@ def step_seed(seed: int, step: int, index: int = 0) -> int:
     return int(np.random.SeedSequence([seed, step, index]).generate_state(1)[0])
 
 
-MIDDLE = (10 / 36, 26 / 36)  # the authors' layers 10-25 of 36 (Qwen2.5-3B), as fractions of depth
+MIDDLE = (10 / 36, 26 / 36)  # the authors' target_layer_ids 10-25 of 36 (Qwen3-8B), as fractions of depth
 
 
 def middle_layers_pattern(n_layers: int) -> str:
@@ -131,10 +139,14 @@ def score(objectives: list[str], fns: dict[str, Callable], texts: list[str], row
 
 def validation_point(model, tok, cfg: TrainConfig, fns: dict[str, Callable], rows: list[dict],
                      seed: int = 0) -> np.ndarray:
-    """(K,) point of ``rows`` (``val_samples`` sampled decodes per prompt, or greedy), all maximised."""
-    pt = score_policy(model, tok, rows, cfg.objectives, fns, cfg.max_new_tokens, cfg.generation_backend,
-                      samples=cfg.val_samples, temperature=cfg.temperature, seed=seed)["point"]
-    return np.array(pt)
+    """(K,) point of ``rows`` (``val_samples`` sampled decodes per prompt, or greedy), all maximised;
+    with ``length_unit: tokens`` the conciseness coordinate is minus the mean length in tokens."""
+    sc = score_policy(model, tok, rows, cfg.objectives, fns, cfg.max_new_tokens, cfg.generation_backend,
+                      samples=cfg.val_samples, temperature=cfg.temperature, seed=seed)
+    pt = np.array(sc["point"])
+    if cfg.length_unit == "tokens":
+        pt[[k for k, o in enumerate(cfg.objectives) if o.startswith("conciseness")]] = -sc["length"]
+    return pt
 
 
 def train(
@@ -143,6 +155,7 @@ def train(
     snapshot_fn=None,
 ) -> TrainResult:
     """Run ``cfg.max_steps`` updates of ``model`` in place; resumes from ``ckpt_dir`` when it holds a match."""
+    cfg = cfg.for_strategy(strategy)  # -paper strategies: the authors' rules (moalign/rl/paper.py)
     log_fn = log_fn or (lambda m, s: None)
     device = next(model.parameters()).device
     K, B, G = len(cfg.objectives), cfg.prompts_per_step, cfg.group_size
@@ -174,6 +187,7 @@ def train(
                                   accelerator)
         res.validation.append({"step": 0, "point": p0.tolist(), **weighting.observe_validation(p0, 0)})
     rank = dist.rank_of(accelerator)
+    reduce = dist.sum_fn(accelerator)  # batch statistics over every rank's rollouts (None: one process)
     sampled: dict[int, list[int]] = {}  # step -> this rank's prompt indices (the rank dump)
     bar = tqdm(range(start, cfg.max_steps), initial=start, total=cfg.max_steps, desc=f"train@{strategy}",
                mininterval=5, disable=rank != 0)
@@ -195,21 +209,22 @@ def train(
         model.train()
         with clock("forward"):
             first = g.completion_start
-            logp = token_logprobs(model, ids, mask, cfg.logprob_buckets, first)[:, 1:]  # (N, L-1)
+            T = cfg.temperature  # log-probs of the distribution the rollouts came from (generation.py)
+            logp = token_logprobs(model, ids, mask, cfg.logprob_buckets, first, T)[:, 1:]  # (N, L-1)
             old = logp.detach()
             with torch.no_grad():
-                ref = token_logprobs(ref_model, ids, mask, cfg.logprob_buckets, first)[:, 1:] \
+                ref = token_logprobs(ref_model, ids, mask, cfg.logprob_buckets, first, T)[:, 1:] \
                     if ref_model is not None and cfg.kl_coef > 0 else None
         metrics: dict[str, float] = {}
         if weighting.needs_objective_grads and step % cfg.grad_every == 0:
             with clock("objective_grads"):
-                gmat = objective_grads(cfg, r3, logp, old, cmask, all_params, chosen)  # (K, D)
+                gmat = objective_grads(cfg, r3, logp, old, cmask, all_params, chosen, ref, reduce)  # (K, D)
                 if accelerator is not None:
                     gmat = accelerator.reduce(gmat, "mean")
                 metrics.update(weighting.update_from_grads(gmat, cfg.lr))
         w = torch.tensor(weighting.weights(), dtype=torch.float32, device=device)  # (K,)
         adv = combine_advantages(r3 * weighting.reward_scale(), w, cfg.estimator, cfg.aggregation,
-                                 cfg.std).reshape(-1) * weighting.advantage_scale()  # (N,)
+                                 cfg.std, reduce).reshape(-1) * weighting.advantage_scale()  # (N,)
         loss, stats = policy_loss(logp, old, adv, cmask, cfg.clip_eps, ref, cfg.kl_coef)
         opt.zero_grad(set_to_none=True)
         with clock("backward"):
@@ -252,6 +267,11 @@ def train(
             if stop_after is not None and done >= stop_after:
                 raise KilledForTest(f"stopped after step {done}")
     res.final_weights = weighting.weights().tolist()
+    res.degenerate = weighting.degenerate()
+    if res.degenerate.get("zero_hypervolume") and weighting.needs_validation:
+        log.warning("%s: every validation hypervolume was 0 (reference %s; never above it: %s): the hypervolume "
+                    "carried no signal. Fix: train.weighting.reference: origin, or check the objectives vary",
+                    strategy, cfg.weighting.reference, res.degenerate.get("never_above_reference"))
     dist.dump_rank_state(accelerator, policy, {
         "start": start, "sampled": sampled, "final_weights": res.final_weights, "weights": res.weights,
         "validation": [{k: v for k, v in x.items() if k in ("step", "point")} for x in res.validation],
@@ -261,22 +281,38 @@ def train(
 
 
 def objective_grads(cfg: TrainConfig, r3: torch.Tensor, logp: torch.Tensor, old: torch.Tensor, cmask: torch.Tensor,
-                    params: list[torch.nn.Parameter], chosen: set[int]) -> torch.Tensor:
+                    params: list[torch.nn.Parameter], chosen: set[int], ref: torch.Tensor | None = None,
+                    reduce=None) -> torch.Tensor:
     """(K, D) per-objective policy gradients g_k on the ``grad_layers`` parameters.
 
-    g_k uses objective k's own normalised advantages (whatever ``train.aggregation``), is clipped
-    to norm 1 over *all* parameters and then restricted to the chosen ones (the authors' order).
-    One backward pass per objective through the graph of ``logp`` (kept with ``retain_graph``).
+    g_k is the gradient of objective k's loss: the unclipped policy-gradient term with objective k's
+    own advantages est(r_k) (whatever ``train.aggregation``), plus ``kl_coef`` * KL when
+    ``grad_kl`` (the authors' per-reward loss includes their KL loss); see :func:`grads_from_advantages`.
     """
     K = r3.shape[-1]
+    adv = torch.stack([combine_advantages(r3, torch.eye(K, device=r3.device)[k], cfg.estimator,
+                                          "normalize_then_sum_unscaled", cfg.std, reduce).reshape(-1)
+                       for k in range(K)], -1)  # (N, K): est(r_k)
+    kl = cfg.kl_coef if cfg.grad_kl and ref is not None else 0.0
+    return grads_from_advantages(adv, logp, old, cmask, params, chosen, ref if kl else None, kl)
+
+
+def grads_from_advantages(adv: torch.Tensor, logp: torch.Tensor, old: torch.Tensor, cmask: torch.Tensor,
+                          params: list[torch.nn.Parameter], chosen: set[int], ref: torch.Tensor | None = None,
+                          kl_coef: float = 0.0, keep_graph: bool = True) -> torch.Tensor:
+    """(N, K) advantages -> (K, D): g_k = grad of policy_loss(logp, old, adv[:, k], no clip, + kl_coef * KL to
+    ``ref``), clipped to norm 1 over *all* ``params`` and then restricted to those in ``chosen`` (the
+    authors' order), flattened in ``params`` order. One backward pass per objective through the graph of
+    ``logp`` (kept afterwards when ``keep_graph``; the TRL integration reuses this function).
+    """
+    K = adv.shape[1]
     gs = []
     for k in range(K):
-        adv_k = combine_advantages(r3, torch.eye(K, device=r3.device)[k], cfg.estimator, std=cfg.std).reshape(-1)
-        loss_k, _ = policy_loss(logp, old, adv_k, cmask, None, None, 0.0)
-        grads = torch.autograd.grad(loss_k, params, retain_graph=True, allow_unused=True)
+        loss_k, _ = policy_loss(logp, old, adv[:, k], cmask, None, ref, kl_coef)
+        grads = torch.autograd.grad(loss_k, params, retain_graph=keep_graph or k < K - 1, allow_unused=True)
         grads = [gr if gr is not None else torch.zeros_like(p) for gr, p in zip(grads, params)]
-        norm = torch.sqrt(sum(gr.pow(2).sum() for gr in grads)).item()  # over all parameters
-        flat = torch.cat([gr.reshape(-1) for gr, p in zip(grads, params) if id(p) in chosen])
+        norm = torch.sqrt(sum(gr.float().pow(2).sum() for gr in grads)).item()  # over all parameters
+        flat = torch.cat([gr.reshape(-1).float() for gr, p in zip(grads, params) if id(p) in chosen])
         gs.append(flat * min(1.0, 1.0 / (norm + 1e-12)))  # clip(1.0) on the full norm, then select
     return torch.stack(gs)
 

@@ -13,7 +13,9 @@ Every strategy keeps the non-dominated validation buffer, so all of them log the
 
 Strategy names: ``<weighting>[-<preset>]``, e.g. ``fixed-accuracy``, ``fixed-efficiency``,
 ``gradient`` (:func:`parse_strategy`); a preset suffix overrides ``train.weighting.preset``, so the
-default DAG trains the paper's three fixed presets beside both dynamic strategies.
+default DAG trains the paper's three fixed presets beside both dynamic strategies. The suffix
+``-paper`` (``hypervolume-paper``, ``gradient-paper``) trains with the authors' rules as written
+(moalign/rl/paper.py: the whole train config, not only the weighting, is overridden).
 
 - ``fixed``: linear scalarisation r = sum_i w_i r_i with constant w (the paper's baseline).
 - ``hypervolume`` (authors' ``ray_trainer_vanilla.py``): the first validation point p0 is
@@ -50,6 +52,23 @@ default DAG trains the paper's three fixed presets beside both dynamic strategie
   ``reference: first`` is the authors' (the first validation point, minus ``ref_margin``; 0 =
   exact): with an objective saturated at p0 no later point strictly dominates p0 and every
   hypervolume is 0.
+  (4) Credit (``hv_credit``). With the origin reference the hypervolume of one point is a product,
+  so its Shapley split credits a coordinate in proportion to the product of the *other*
+  coordinates: a 0.1 gain in accuracy at (0.1, 0.7, 0.9) gets 0.063 of volume, the same gain in
+  conciseness 0.009 - a 7x structural push toward whichever objective is currently smallest
+  (``hv_credit: shapley``, this project's earlier default). ``proportional`` (default) splits the
+  same dHV over the coordinates in proportion to each one's own improvement over the nearest buffer
+  point, max(p_i - b_i, 0) (equal shares when no coordinate improves, i.e. the point fills a gap):
+  equal gains earn equal credit whatever the other coordinates (tests/rl/test_weighting.py). It
+  assumes comparable units, which holds for the [0, 1] objectives of ``length_unit: fraction``.
+  (5) Degenerate reference. A coordinate in which the first validation point does not exceed the
+  reference (``reference: origin`` and an objective at 0, e.g. clarity when no answer has steps)
+  gives every point zero volume: no gain, weights frozen. Rule: such a coordinate's reference is
+  lowered to (that value - ``degenerate_margin``), said in one warning and in the metrics
+  (``degenerate/<objective>`` = 1). A constant objective then multiplies every volume by the same
+  factor, so the hypervolume still ranks points on the other objectives. ``reference: first`` is
+  left as the authors have it (the first point *is* the reference); :meth:`Weighting.degenerate`
+  reports at the end when every hypervolume stayed 0.
 - ``gradient`` (authors' ``ray_trainer_optimization.py``): influence I_i = <g_i, sum_k g_k> of
   the per-objective policy gradients on chosen layers; mirror descent on the simplex,
   w <- softmax(log w + step * I). Calibration (``influence: share``, default): the step uses the
@@ -63,6 +82,7 @@ default DAG trains the paper's three fixed presets beside both dynamic strategie
 
 from __future__ import annotations
 
+import logging
 from itertools import combinations
 from math import factorial
 from typing import Any, Literal
@@ -76,6 +96,7 @@ from moalign.registry import Registry
 from moalign.schema import StrictModel
 
 WEIGHTINGS: Registry = Registry("weighting strategy")
+log = logging.getLogger("moalign.train")
 PRESET_OBJECTIVES = ["accuracy", "conciseness", "clarity"]
 PRESETS = {  # weights for PRESET_OBJECTIVES, as in the paper
     "accuracy": [0.5, 0.25, 0.25],
@@ -111,6 +132,14 @@ class WeightingConfig(StrictModel):
         "validation point minus ref_margin, the authors' choice with ref_margin 0)."
     )
     ref_margin: float = Field(0.0, ge=0, description="With reference 'first': subtract this from the first point.")
+    degenerate_margin: float = Field(0.05, gt=0, description="reference origin: a coordinate where the first "
+                                     "validation point does not exceed the reference is lowered to (value - this); "
+                                     "module docstring (5).")
+    hv_credit: Literal["proportional", "shapley"] = Field(
+        "proportional", description="hv_apply objective: split of dHV over objectives - proportional to each "
+        "objective's own improvement (default) or Shapley values of the coordinates (favours the currently "
+        "smallest objective under the origin reference; module docstring (4))."
+    )
     influence: Literal["share", "raw"] = Field(
         "share", description="Gradient strategy: mirror descent on influence shares I_i/||G||^2 with step "
         "grad_step (default), or on raw influences with step lr/mu (the authors)."
@@ -156,17 +185,17 @@ def parse_strategy(name: str) -> tuple[str, str | None]:
     Raises a ValueError listing valid names when the weighting or the preset is unknown.
     """
     base, _, preset = name.partition("-")
-    if base not in WEIGHTINGS or (preset and preset not in PRESETS):
-        raise ValueError(f"strategy {name!r} is unknown; valid: <weighting>[-<preset>] with weighting in "
+    if base not in WEIGHTINGS or (preset and preset not in PRESETS and preset != "paper"):
+        raise ValueError(f"strategy {name!r} is unknown; valid: <weighting>[-<preset>|-paper] with weighting in "
                          f"{', '.join(WEIGHTINGS.names())} and preset in {', '.join(PRESETS)} "
-                         "(e.g. fixed-accuracy, gradient)")
+                         "(e.g. fixed-accuracy, gradient, hypervolume-paper)")
     return base, preset or None
 
 
 def make_weighting(name: str, objectives: list[str], cfg: WeightingConfig) -> "Weighting":
     """The strategy ``name`` (:func:`parse_strategy`) with its preset applied to ``cfg``."""
     base, preset = parse_strategy(name)
-    if preset is not None:
+    if preset is not None and preset != "paper":  # -paper: the caller applied moalign/rl/paper.py already
         cfg = cfg.model_copy(update={"preset": preset, "weights": None})
     return WEIGHTINGS.get(base)(objectives, cfg)
 
@@ -175,6 +204,16 @@ def hv_gain(buffer: list[np.ndarray], point: np.ndarray, ref: np.ndarray) -> flo
     """dHV = HV(buffer + point) - HV(buffer), all coordinates maximised, w.r.t. ``ref``."""
     before = hypervolume(np.asarray(buffer), ref) if buffer else 0.0
     return hypervolume(np.asarray(buffer + [point]), ref) - before
+
+
+def proportional_split(buffer: list[np.ndarray], point: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """(K,) split of dHV in proportion to max(p_i - b_i, 0), b the nearest buffer point (module docstring (4));
+    equal shares when no coordinate improves on b. Sums to hv_gain(buffer, point, ref)."""
+    delta = max(hv_gain(buffer, point, ref), 0.0)
+    base = buffer[int(np.argmin([np.linalg.norm(point - b) for b in buffer]))]
+    up = np.clip(point - base, 0.0, None)  # (K,)
+    share = up / up.sum() if up.sum() > 0 else np.full(len(point), 1.0 / len(point))
+    return delta * share
 
 
 def shapley_split(buffer: list[np.ndarray], point: np.ndarray, ref: np.ndarray) -> np.ndarray:
@@ -207,6 +246,9 @@ class Weighting:
         self.ref: np.ndarray | None = None  # (K,)
         self.buffer: list[np.ndarray] = []  # non-dominated validation points, each (K,)
         self.meta = 1.0
+        self.adjusted: list[int] = []  # coordinates whose reference was lowered (module docstring (5))
+        self.hv_max = 0.0  # largest buffer hypervolume seen
+        self.best: np.ndarray | None = None  # (K,) coordinate-wise maximum of every observed point
 
     def weights(self) -> np.ndarray:
         return self.w.copy()
@@ -226,16 +268,46 @@ class Weighting:
         p = np.asarray(point, dtype=float).reshape(-1)
         if p.shape != (len(self.objectives),):
             raise ValueError(f"validation point of shape {p.shape} for objectives {self.objectives}")
+        self.best = p.copy() if self.best is None else np.maximum(self.best, p)
         if self.ref is None:
             self.ref = np.zeros_like(p) if self.cfg.reference == "origin" else p - self.cfg.ref_margin
+            if self.cfg.reference == "origin":
+                self.adjusted = [i for i in range(len(p)) if p[i] <= self.ref[i]]
+                for i in self.adjusted:
+                    self.ref[i] = p[i] - self.cfg.degenerate_margin
+                if self.adjusted:
+                    log.warning("hypervolume reference: %s at or below the origin in the first validation point "
+                                "(%s); their reference is lowered by %g so the hypervolume stays informative",
+                                [self.objectives[i] for i in self.adjusted], np.round(p, 4).tolist(),
+                                self.cfg.degenerate_margin)
             self.buffer = [p.copy()]
-            return {"hypervolume": self._hv(self.buffer), "delta_hv": 0.0, "meta": 1.0}
+            self.hv_max = self._hv(self.buffer)
+            return {"hypervolume": self.hv_max, "delta_hv": 0.0, "meta": 1.0,
+                    **{f"degenerate/{self.objectives[i]}": 1.0 for i in self.adjusted}}
         delta = max(hv_gain(self.buffer, p, self.ref), 0.0)
         info = self._react(p, delta)  # before the buffer changes: the split compares with it
         if delta > 0:
             pts = np.asarray(self.buffer + [p])
             self.buffer = [q for q, keep in zip(pts, non_dominated(pts)) if keep]
-        return {"hypervolume": self._hv(self.buffer), "delta_hv": float(delta), "meta": float(self.meta), **info}
+        hv = self._hv(self.buffer)
+        self.hv_max = max(self.hv_max, hv)
+        return {"hypervolume": hv, "delta_hv": float(delta), "meta": float(self.meta), **info}
+
+    def degenerate(self) -> dict[str, object]:
+        """What made the hypervolume uninformative in this run (empty when nothing did).
+
+        ``adjusted``: objectives whose reference was lowered (module docstring (5));
+        ``zero_hypervolume``: every buffer hypervolume stayed 0 (e.g. ``reference: first`` with an
+        objective saturated at the first point, or no point ever dominating it), with
+        ``never_above_reference``: the objectives no buffer point exceeded.
+        """
+        out: dict[str, object] = {}
+        if self.adjusted:
+            out["adjusted"] = [self.objectives[i] for i in self.adjusted]
+        if self.ref is not None and self.hv_max <= 0:
+            out["zero_hypervolume"] = True
+            out["never_above_reference"] = [o for i, o in enumerate(self.objectives) if not self.best[i] > self.ref[i]]
+        return out
 
     def _react(self, point: np.ndarray, delta: float) -> dict[str, float]:
         """Strategy hook after a validation point with HV gain ``delta``; returns extra metrics."""
@@ -246,13 +318,17 @@ class Weighting:
 
     def state_dict(self) -> dict[str, Any]:
         return {"w": self.w.tolist(), "ref": None if self.ref is None else self.ref.tolist(),
-                "buffer": [b.tolist() for b in self.buffer], "meta": self.meta}
+                "buffer": [b.tolist() for b in self.buffer], "meta": self.meta, "adjusted": list(self.adjusted),
+                "hv_max": self.hv_max, "best": None if self.best is None else self.best.tolist()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.w = np.asarray(state["w"], dtype=float)
         self.ref = None if state["ref"] is None else np.asarray(state["ref"], dtype=float)
         self.buffer = [np.asarray(b, dtype=float) for b in state["buffer"]]
         self.meta = float(state["meta"])
+        self.adjusted = [int(i) for i in state.get("adjusted", [])]
+        self.hv_max = float(state.get("hv_max", 0.0))
+        self.best = None if state.get("best") is None else np.asarray(state["best"], dtype=float)
 
 
 @WEIGHTINGS.register("fixed")
@@ -283,7 +359,8 @@ class HypervolumeGuided(Weighting):
         self.meta = 0.5 + 1.5 * float(np.tanh(self.cfg.hv_scale * delta / unit))
         if self.cfg.hv_apply != "objective":
             return {"gain": float(delta / unit)}
-        credit = shapley_split(self.buffer, point, self.ref) if delta > 0 else np.zeros(len(point))  # (K,)
+        split = shapley_split if self.cfg.hv_credit == "shapley" else proportional_split
+        credit = split(self.buffer, point, self.ref) if delta > 0 else np.zeros(len(point))  # (K,)
         if delta > 0:
             meta_i = 0.5 + 1.5 * np.tanh(self.cfg.hv_scale * np.clip(credit, 0.0, None) / unit)  # (K,)
             w = self.w * meta_i

@@ -23,8 +23,10 @@ first position that decides it.
   - steps are numbered 1, 2, 3, ... in order;
   - column steps keep their books: ``x + y + c = z, write w carry k`` needs z = x + y + c,
     w = z mod 10, k = z div 10, and c equal to the previous column's carry (``*`` alike);
-    ``x - y = z, borrow k`` needs z = x - y >= 0 and k = 1 exactly when x was borrowed into
-    (x >= 10);
+    ``x - y = z, borrow k`` needs z = x - y >= 0 and k = 1 exactly when x was borrowed into:
+    the column's own digit, x + b - 10 k with b the previous column's borrow, is a digit 0..9
+    (so ``11 - 7 = 4, borrow 1``, and after a borrow ``9 - 3 = 6, borrow 1``: a 0 that lent 1,
+    borrowed through as 0 - 1 + 10 = 9, the way :func:`moalign.data.arith.solve` writes it);
   - the result line equals the value of the last expression written (the conclusion follows
     from the working), and the boxed answer equals the result line.
 
@@ -73,7 +75,7 @@ def _apply(x: int, op: str, y: int) -> int:
 def working_audit(response: str) -> tuple[int, int]:
     """(claims checked, defects) of the working in ``response`` (module docstring lists the checks)."""
     claims = defects = 0
-    expected_step, carry, last_value, result = 1, 0, None, None
+    expected_step, carry, borrow, last_value, result = 1, 0, 0, None, None
     for raw in response.strip().splitlines():
         line = raw.strip()
         if not line:
@@ -92,6 +94,7 @@ def working_audit(response: str) -> tuple[int, int]:
         defects += int(m.group(1)) != expected_step
         expected_step += 1
         body = m.group(2)
+        borrow_in, borrow = borrow, 0  # a borrow passes only from one subtraction column to the next
         if (e := _EXPR.match(body)) is not None:
             v = _apply(int(e.group(1)), e.group(2), int(e.group(3)))
             last_value = _apply(v, e.group(4), int(e.group(5))) if e.group(4) else v
@@ -106,8 +109,8 @@ def working_audit(response: str) -> tuple[int, int]:
         elif (s := _SUB.match(body)) is not None:
             x, y, z, k = (int(g) for g in s.groups())
             claims += 2
-            defects += (z != x - y or z < 0) + ((k == 1) != (x >= 10))
-            carry = 0
+            defects += (z != x - y or z < 0) + (not 0 <= x + borrow_in - 10 * k <= 9)  # the column's digit
+            carry, borrow = 0, k
         elif (p := _SUM.match(body)) is not None:
             claims += 1
             defects += int(p.group(3)) != int(p.group(1)) + int(p.group(2))

@@ -40,7 +40,10 @@ class RubricConfig(StrictModel):
     judge_timeout: float = Field(60.0, gt=0, description="Seconds per judge request (openai).")
     judge_backoff: float = Field(1.0, ge=0, description="First retry delay in seconds; doubles per retry (capped at 30).")
     gate_checks: list[str] = Field(default_factory=lambda: ["ground_truth"],
-                                   description="PVR checks that decide a pair when their verdicts differ.")
+                                   description="PVR checks that decide a pair before the judge when their verdicts "
+                                   "differ (moalign/rubric/pvr.py pvr_gate), in the rubric stage's fitness, selection, "
+                                   "review proposals and judge comparison; [] = the rubric decides every pair. The RL "
+                                   "reward has its own: train.reward_options.rubric.gate_checks.")
     meta: str = Field("rubrics/meta.yaml", description="The general meta-rubric (constitution).")
     domain_layer: str | None = Field("rubrics/domains/arithmetic.yaml", description="Domain layer (candidate dimensions).")
     accepted: str = Field("rubrics/accepted.yaml", description="Human-accepted domain principles (git-tracked list).")

@@ -10,12 +10,15 @@ edit when the proposal is unusable. Elitism keeps the best ``elite``; parents ar
 the better half.
 
 Fitness = order-swap-consistent agreement with the train labels: the verdict of
-:func:`judge_pair` (PVR gate, both orders) counts 1 when it picks the labelled chosen
-response, ``tie_credit`` for a tie (0.5 by default: a tie is half right, as a coin flip
-would be), 0 when it picks the rejected one. Each generation's best (on train) is scored on
-val; the winner is the champion with the best val agreement (ties: better train, then
-earlier generation, so the initial rubric wins unless something beats it). Test agreement is
-computed once, at the end, for the initial and the winning rubric. Deterministic from the seed.
+:func:`judge_pair` (the PVR gate of ``gate_checks``, i.e. ``rubric.gate_checks``, then the judge
+in both orders) counts 1 when it picks the labelled chosen response, ``tie_credit`` for a tie
+(0.5 by default: a tie is half right, as a coin flip would be), 0 when it picks the rejected
+one. Each generation's best (on train) is scored on val; the winner is the champion with the
+best val agreement (ties: better train, then earlier generation, so the initial rubric wins
+unless something beats it). Test agreement is computed once, at the end, for the initial and
+the winning rubric, and nothing else reads the test split: its labels change no choice and no
+train/val number. Agreement over no pairs is ``None`` (not 0: there is nothing to agree with).
+Deterministic from the seed.
 
 Departure from OpenRS: OpenRS evolves prose principles with an LLM; the offline default
 evolves typed criteria whose parameters the ``rules`` judge reads.
@@ -26,11 +29,12 @@ from __future__ import annotations
 import difflib
 import json
 import random
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from moalign.rubric.config import EvolveConfig
 from moalign.rubric.features import FEATURES
 from moalign.rubric.judges import judge_pair
+from moalign.rubric.pvr import DEFAULT_GATE
 from moalign.rubric.schema import Criterion, MetaRubric, dump_meta_rubric
 
 TIERS = ["core", "important", "highlight"]
@@ -39,17 +43,20 @@ SKIP_AUTO = {"answer_matches_reference"}  # the fatal correctness criterion is n
 VALUE = {"A": 1.0, "B": 0.0}
 
 
-def verdicts(judge: Any, rubric: MetaRubric, pairs: list[dict]) -> list[str]:
+def verdicts(judge: Any, rubric: MetaRubric, pairs: list[dict],
+             gate_checks: Iterable[str] = DEFAULT_GATE) -> list[str]:
     """Verdict per pair with the chosen response as A ('A' = agrees with the label)."""
-    return [judge_pair(judge, p["prompt"], p["chosen"], p["rejected"], rubric, p.get("answer"))["verdict"]
+    gate = tuple(gate_checks)
+    return [judge_pair(judge, p["prompt"], p["chosen"], p["rejected"], rubric, p.get("answer"), gate)["verdict"]
             for p in pairs]
 
 
-def agreement(judge: Any, rubric: MetaRubric, pairs: list[dict], tie_credit: float = 0.5) -> float:
-    """Mean credit of the verdicts against the labels: 1 agree, ``tie_credit`` tie, 0 disagree."""
+def agreement(judge: Any, rubric: MetaRubric, pairs: list[dict], tie_credit: float = 0.5,
+              gate_checks: Iterable[str] = DEFAULT_GATE) -> float | None:
+    """Mean credit of the verdicts against the labels: 1 agree, ``tie_credit`` tie, 0 disagree; None without pairs."""
     if not pairs:
-        return 0.0
-    return sum(VALUE.get(v, tie_credit) for v in verdicts(judge, rubric, pairs)) / len(pairs)
+        return None
+    return sum(VALUE.get(v, tie_credit) for v in verdicts(judge, rubric, pairs, gate_checks)) / len(pairs)
 
 
 def candidate_pool(rubric: MetaRubric, rng: random.Random) -> list[Criterion]:
@@ -153,20 +160,28 @@ def _key(r: MetaRubric) -> str:
 
 
 def evolve(rubric: MetaRubric, judge: Any, splits: dict[str, list[dict]], cfg: EvolveConfig, seed: int = 0,
-           on_generation: Callable[[int, dict[str, float]], None] | None = None) -> dict[str, Any]:
+           on_generation: Callable[[int, dict[str, float]], None] | None = None,
+           gate_checks: Iterable[str] = DEFAULT_GATE) -> dict[str, Any]:
     """Run the GA. Returns ``{"rubric", "history", "agreement", "diff", "edits"}``.
 
-    ``agreement`` has ``initial/{train,val,test}`` and ``refined/{train,val,test}``; ``history``
-    one row per generation (``fitness/best``, ``fitness/mean``, ``fitness/val_of_best``);
-    ``edits`` the lineage of the winner; ``diff`` a unified diff of the YAML dumps.
+    ``agreement`` has ``initial/{train,val,test}`` and ``refined/{train,val,test}`` (test None
+    when the test split is empty); ``history`` one row per generation (``fitness/best``,
+    ``fitness/mean``, ``fitness/val_of_best``); ``edits`` the lineage of the winner; ``diff`` a
+    unified diff of the YAML dumps. ``gate_checks``: the PVR checks that decide a pair before
+    the judge (:func:`moalign.rubric.pvr.pvr_gate`).
     """
+    empty = [s for s in ("train", "val") if not splits.get(s)]
+    if empty:
+        raise ValueError(f"evolve: the {' and '.join(empty)} split(s) have no pairs. "
+                         "Fix: raise rubric.n_prompts or rubric.samples_per_prompt")
     rng = random.Random(cfg.seed if cfg.seed is not None else seed)
-    cache: dict[tuple[str, str], float] = {}
+    gate = tuple(gate_checks)
+    cache: dict[tuple[str, str], float | None] = {}
 
-    def fit(r: MetaRubric, split: str) -> float:
+    def fit(r: MetaRubric, split: str) -> Any:
         k = (_key(r), split)
         if k not in cache:
-            cache[k] = agreement(judge, r, splits[split], cfg.tie_credit)
+            cache[k] = agreement(judge, r, splits.get(split, []), cfg.tie_credit, gate)
         return cache[k]
 
     llm = judge if hasattr(judge, "ask") else None
@@ -197,7 +212,7 @@ def evolve(rubric: MetaRubric, judge: Any, splits: dict[str, list[dict]], cfg: E
             if rng.random() < cfg.mutation_rate:
                 edited = None
                 if llm is not None:
-                    bad = [p for p, v in zip(splits["train"], verdicts(judge, child, splits["train"][:40]))
+                    bad = [p for p, v in zip(splits["train"], verdicts(judge, child, splits["train"][:40], gate))
                            if v != "A"]
                     edited = llm_edit(llm, child, bad)
                 child, desc = edited if edited is not None else mutate(child, rng, cfg)

@@ -81,9 +81,9 @@ def pointwise_pair(a: str, b: str, rubric: MetaRubric, ground_truth: str | None 
 
 
 def pointwise_agreement(rubric: MetaRubric, pairs: list[dict], tie_credit: float = 0.5,
-                        gate_checks: Iterable[str] = DEFAULT_GATE) -> float:
-    """Mean credit against the labels (chosen as A): 1 agree, ``tie_credit`` tie, 0 disagree."""
+                        gate_checks: Iterable[str] = DEFAULT_GATE) -> float | None:
+    """Mean credit against the labels (chosen as A): 1 agree, ``tie_credit`` tie, 0 disagree; None without pairs."""
     if not pairs:
-        return 0.0
+        return None
     v = [pointwise_pair(p["chosen"], p["rejected"], rubric, p.get("answer"), gate_checks)["verdict"] for p in pairs]
     return sum(VALUE.get(x, tie_credit) for x in v) / len(pairs)

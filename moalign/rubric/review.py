@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import yaml
 
 from moalign.io import write_json, write_text
 from moalign.rubric.evolve import verdicts
+from moalign.rubric.pvr import DEFAULT_GATE
 from moalign.rubric.schema import AcceptedPrinciple, Criterion, MetaRubric, load_accepted
 
 HEADER = ("# Domain principles accepted by `moalign rubric review` (git-tracked; the rubric stage loads\n"
@@ -31,12 +32,15 @@ def _example(p: dict, verdict_before: str, verdict_after: str) -> dict[str, Any]
 
 
 def propose_domain_edits(judge: Any, rubric: MetaRubric, candidates: list[Criterion], pairs: list[dict],
-                         query_type: str, path: str | Path | None = None, max_examples: int = 3) -> list[dict]:
+                         query_type: str, path: str | Path | None = None, max_examples: int = 3,
+                         gate_checks: Iterable[str] = DEFAULT_GATE) -> list[dict]:
     """One proposal per candidate not yet active: the edit, pairs fixed / broken, and examples.
 
     Proposals are sorted by net effect (fixes - breaks), best first; written to ``path`` when given.
+    Verdicts pass the PVR gate of ``gate_checks`` first, as in evolution.
     """
-    base = verdicts(judge, rubric, pairs)
+    gate = tuple(gate_checks)
+    base = verdicts(judge, rubric, pairs, gate)
     active = {c.name for c in rubric.criteria}
     props = []
     for c in candidates:
@@ -44,7 +48,7 @@ def propose_domain_edits(judge: Any, rubric: MetaRubric, candidates: list[Criter
             continue
         trial = rubric.model_copy(deep=True)
         trial.criteria = trial.criteria + [c]
-        new = verdicts(judge, trial, pairs)
+        new = verdicts(judge, trial, pairs, gate)
         fixes = [i for i, (a, b) in enumerate(zip(base, new)) if a != "A" and b == "A"]
         breaks = [i for i, (a, b) in enumerate(zip(base, new)) if a == "A" and b != "A"]
         props.append({"query_type": query_type, "edit": f"ADD {c.name}", "criterion": c.model_dump(mode="json"),

@@ -1,4 +1,5 @@
-"""Estimators against hand values and loop versions; combine linearity; policy loss gradients."""
+"""Estimators against hand values and loop versions; TRL's aggregation recomputed from TRL's own code;
+combine linearity; policy loss gradients."""
 
 import pytest
 import torch
@@ -19,8 +20,10 @@ from moalign.rl.estimators import (
 def test_grpo_hand_values():
     r = torch.tensor([[1.0, 0.0, 0.0, 1.0]])
     # sample std (default, as TRL and verl): sqrt(sum (r - 0.5)^2 / (G - 1)) = sqrt(1 / 3)
-    assert torch.allclose(grpo(r), torch.tensor([[1.0, -1.0, -1.0, 1.0]]) * 0.5 / (1 / 3) ** 0.5, atol=1e-5)
-    assert torch.allclose(grpo(r, unbiased=False), torch.tensor([[1.0, -1.0, -1.0, 1.0]]), atol=1e-5)  # pop. 0.5
+    # eps = 1e-4, TRL's GRPOTrainer
+    assert torch.allclose(grpo(r), torch.tensor([[1.0, -1.0, -1.0, 1.0]]) * 0.5 / ((1 / 3) ** 0.5 + 1e-4), atol=1e-6)
+    assert torch.allclose(grpo(r, unbiased=False), torch.tensor([[1.0, -1.0, -1.0, 1.0]]) * 0.5 / (0.5 + 1e-4),
+                          atol=1e-6)  # population std 0.5
     assert torch.allclose(grpo(torch.ones(2, 3)), torch.zeros(2, 3))  # no spread: no signal
 
 
@@ -32,8 +35,8 @@ def test_rloo_hand_values():
 def test_reinforce_and_pp_hand_values():
     r = torch.tensor([[1.0, 0.0], [0.0, 0.0]])  # batch mean 0.25, population std sqrt(3)/4, sample 1/2
     assert torch.allclose(reinforce(r), r - 0.25)
-    assert torch.allclose(reinforce_pp(r, unbiased=False), (r - 0.25) / (3**0.5 / 4), atol=1e-5)
-    assert torch.allclose(reinforce_pp(r), (r - 0.25) / 0.5, atol=1e-5)
+    assert torch.allclose(reinforce_pp(r, unbiased=False), (r - 0.25) / (3**0.5 / 4 + 1e-4), atol=1e-6)
+    assert torch.allclose(reinforce_pp(r), (r - 0.25) / (0.5 + 1e-4), atol=1e-6)
 
 
 @pytest.mark.parametrize("std", ["sample", "population"])
@@ -53,16 +56,18 @@ def test_vectorised_equals_loop(name, std):
         sd = (sum((x - mu) ** 2 for x in row) / (G - dof)) ** 0.5
         for g in range(G):
             if name == "grpo":
-                exp[b, g] = (row[g] - mu) / (sd + 1e-6)
+                exp[b, g] = (row[g] - mu) / (sd + 1e-4)
             elif name == "rloo":
                 exp[b, g] = row[g] - sum(x for k, x in enumerate(row) if k != g) / (G - 1)
             elif name == "reinforce":
                 exp[b, g] = row[g] - mu_all
             else:
-                exp[b, g] = (row[g] - mu_all) / (sd_all + 1e-6)
+                exp[b, g] = (row[g] - mu_all) / (sd_all + 1e-4)
     assert torch.allclose(ESTIMATORS.get(name)(r, unbiased=std == "sample"), exp, atol=1e-5)
     w = torch.tensor([1.0])
-    assert torch.allclose(combine_advantages(r[..., None], w, name, std=std), exp, atol=1e-5)
+    assert torch.allclose(combine_advantages(r[..., None], w, name, "sum_then_normalize", std=std), exp, atol=1e-5)
+    assert torch.allclose(combine_advantages(r[..., None], w, name, "normalize_then_sum_unscaled", std=std), exp,
+                          atol=1e-5)
 
 
 def test_sum_then_normalize_by_hand():
@@ -71,11 +76,11 @@ def test_sum_then_normalize_by_hand():
     w = torch.tensor([0.75, 0.25])
     s = torch.tensor([[0.75, 0.0, 0.25, 1.0]])  # scalarised, mean 0.5
     sd = (((s - 0.5) ** 2).sum() / 3) ** 0.5
-    assert torch.allclose(combine_advantages(r, w, "grpo", "sum_then_normalize"), (s - 0.5) / sd, atol=1e-5)
-    per = combine_advantages(r, w, "grpo", "normalize_then_sum")
+    assert torch.allclose(combine_advantages(r, w, "grpo", "sum_then_normalize"), (s - 0.5) / (sd + 1e-4), atol=1e-6)
+    per = combine_advantages(r, w, "grpo", "normalize_then_sum_unscaled")
     assert not torch.allclose(per, (s - 0.5) / sd, atol=1e-3)  # the two orders differ here
     assert torch.allclose(combine_advantages(r, w, "reinforce", "sum_then_normalize"),
-                          combine_advantages(r, w, "reinforce", "normalize_then_sum"), atol=1e-6)  # no std: equal
+                          combine_advantages(r, w, "reinforce", "normalize_then_sum_unscaled"), atol=1e-6)  # no std
     with pytest.raises(ValueError, match="aggregation"):
         combine_advantages(r, w, "grpo", "mean")
 
@@ -86,12 +91,97 @@ def test_combine_is_per_objective_then_linear(name):
     r = torch.rand(3, 4, 2)  # (B, G, K)
     est = ESTIMATORS.get(name)
     w = torch.tensor([0.3, 0.7])
-    a = combine_advantages(r, w, name)
+    a = combine_advantages(r, w, name, "normalize_then_sum_unscaled")
     assert a.shape == (3, 4)
     assert torch.allclose(a, 0.3 * est(r[..., 0]) + 0.7 * est(r[..., 1]), atol=1e-6)
-    a2 = combine_advantages(r, torch.tensor([0.6, 0.1]), name)
-    both = combine_advantages(r, torch.tensor([0.9, 0.8]), name)
+    a2 = combine_advantages(r, torch.tensor([0.6, 0.1]), name, "normalize_then_sum_unscaled")
+    both = combine_advantages(r, torch.tensor([0.9, 0.8]), name, "normalize_then_sum_unscaled")
     assert torch.allclose(both, a + a2, atol=1e-6)  # linear in the weights
+    # TRL's normalize_then_sum = the same sum, divided by its batch std (its batch mean is 0 for group- or
+    # batch-centred estimators), so the direction is still the weighted sum of per-objective directions
+    if name != "reinforce_pp":
+        scaled = combine_advantages(r, w, name, "normalize_then_sum")
+        assert torch.allclose(scaled, a / (a.flatten().std() + 1e-4), atol=1e-5)
+
+
+def _trl_reference(rewards_per_func: torch.Tensor, reward_weights: torch.Tensor, num_generations: int,
+                   order: str) -> torch.Tensor:
+    """TRL 1.16 GRPOTrainer._generate_and_score_completions, both branches of ``multi_objective_aggregation``
+    (scale_rewards='group', the default), transcribed with TRL's own ``nanstd``; (N, K) -> (N,)."""
+    from trl.trainer.utils import nanstd
+
+    if order == "sum_then_normalize":
+        rewards = (rewards_per_func * reward_weights.unsqueeze(0)).nansum(dim=1)
+        mean_grouped = torch.nanmean(rewards.view(-1, num_generations), dim=1).repeat_interleave(num_generations)
+        std_rewards = nanstd(rewards.view(-1, num_generations), dim=1).repeat_interleave(num_generations)
+        return (rewards - mean_grouped) / (std_rewards + 1e-4)
+    grouped = rewards_per_func.view(-1, num_generations, rewards_per_func.shape[1])
+    mean_k = torch.nanmean(grouped, dim=1, keepdim=True)
+    std_k = nanstd(grouped, dim=1, keepdim=True)
+    reward_k = ((grouped - mean_k) / (std_k + 1e-4)).view(-1, rewards_per_func.shape[1])
+    rewards = (reward_k * reward_weights.unsqueeze(0)).nansum(dim=1)
+    std_rewards = nanstd(rewards).expand_as(rewards)
+    return (rewards - torch.nanmean(rewards)) / (std_rewards + 1e-4)
+
+
+@pytest.mark.parametrize("order", ["normalize_then_sum", "sum_then_normalize"])
+@pytest.mark.parametrize("kind", ["binary", "continuous"])
+def test_aggregation_equals_trl(order, kind):
+    """combine_advantages under TRL's names == TRL's formulas on a random batch (binary rewards include
+    groups with zero spread in one objective, where eps decides)."""
+    pytest.importorskip("trl")
+    g = torch.Generator().manual_seed(7)
+    B, G, K = 6, 8, 3
+    r = torch.rand(B, G, K, generator=g)
+    if kind == "binary":
+        r = (r > 0.6).float()
+        r[0, :, 1] = 1.0  # a group with no spread in one objective
+    w = torch.tensor([0.5, 0.2, 0.3])
+    ours = combine_advantages(r, w, "grpo", order)
+    trl = _trl_reference(r.reshape(B * G, K), w, G, order).view(B, G)
+    assert torch.allclose(ours, trl, atol=1e-5), (ours - trl).abs().max()
+    if order == "normalize_then_sum":  # the batch step is what the unscaled variant leaves out
+        assert ours.std().item() == pytest.approx(1.0, abs=1e-3)
+        assert not torch.allclose(ours, combine_advantages(r, w, "grpo", "normalize_then_sum_unscaled"), atol=1e-2)
+
+
+def _two_ranks(fn):
+    """Run fn(rank, reduce) on two threads whose ``reduce`` sums a tensor over both (an all-reduce)."""
+    import threading
+
+    barrier, box, out = threading.Barrier(2), [None, None], [None, None]
+
+    def reduce_for(i):
+        def reduce(t):
+            box[i] = t.clone()
+            barrier.wait()
+            total = box[0] + box[1]
+            barrier.wait()  # both have read before the next call overwrites the box
+            return total
+        return reduce
+
+    threads = [threading.Thread(target=lambda i=i: out.__setitem__(i, fn(i, reduce_for(i)))) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return out
+
+
+@pytest.mark.parametrize("agg,est", [("normalize_then_sum", "grpo"), ("sum_then_normalize", "reinforce_pp"),
+                                     ("normalize_then_sum", "reinforce"), ("normalize_then_sum", "rloo")])
+def test_batch_statistics_use_the_reduce_over_ranks(agg, est):
+    """Two ranks' halves with reduce = an all-reduce give exactly the advantages of the whole batch."""
+    torch.manual_seed(3)
+    r = torch.rand(4, 4, 2)
+    r[2:] += 0.5  # the ranks see different data
+    w = torch.tensor([0.4, 0.6])
+    halves = [r[:2], r[2:]]
+    full = combine_advantages(r, w, est, agg)
+    parts = _two_ranks(lambda i, reduce: combine_advantages(halves[i], w, est, agg, reduce=reduce))
+    assert torch.allclose(torch.cat(parts), full, atol=1e-5)
+    local = torch.cat([combine_advantages(h, w, est, agg) for h in halves])
+    assert not torch.allclose(local, full, atol=1e-4)  # without the reduce each rank uses its own stats
 
 
 def test_policy_loss_gradient_without_clip_is_token_mean():
@@ -137,11 +227,18 @@ def test_total_gradient_equals_weighted_sum_of_objective_gradients():
         return policy_loss(logp, logp.detach(), adv, mask, None, ref, 0.0)[0]
 
     params = list(lin.parameters())
-    total = torch.autograd.grad(loss_for(combine_advantages(rewards, w, "grpo").reshape(-1)), params)
-    parts = [torch.autograd.grad(loss_for(combine_advantages(rewards, torch.eye(3)[k], "grpo").reshape(-1)), params)
+    unscaled = combine_advantages(rewards, w, "grpo", "normalize_then_sum_unscaled")
+    total = torch.autograd.grad(loss_for(unscaled.reshape(-1)), params)
+    parts = [torch.autograd.grad(loss_for(combine_advantages(rewards, torch.eye(3)[k], "grpo",
+                                                             "normalize_then_sum_unscaled").reshape(-1)), params)
              for k in range(3)]
     for i, t in enumerate(total):
         assert torch.allclose(t, sum(w[k] * parts[k][i] for k in range(3)), atol=1e-6)
+    # TRL's normalize_then_sum: the same combination, times 1 / (std of the unscaled sum + eps)
+    c = 1.0 / (unscaled.flatten().std() + 1e-4)
+    trl = torch.autograd.grad(loss_for(combine_advantages(rewards, w, "grpo").reshape(-1)), params)
+    for i, t in enumerate(trl):
+        assert torch.allclose(t, c * sum(w[k] * parts[k][i] for k in range(3)), atol=1e-5)
 
 
 def test_group_size_checks_and_unknown_names():

@@ -1,0 +1,65 @@
+"""Render the README's and benchmarks/README's result tables from the committed result files.
+
+Every table of numbers in the two READMEs sits between markers ``<!-- report:NAME -->`` and
+``<!-- /report:NAME -->`` and is produced here from a committed file (the file is named under the
+table). ``python benchmarks/report.py`` rewrites the blocks; ``--check`` exits 1 and names the blocks
+that differ (tests/test_report.py runs it in CI), so a README number cannot drift from its file.
+
+    python benchmarks/report.py            # or: make report
+    python benchmarks/report.py --check
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Callable
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from report_blocks import BLOCKS  # noqa: E402
+
+MARK = re.compile(r"(<!-- report:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /report:(?P=name) -->)", re.S)
+
+
+def render(text: str, blocks: dict[str, Callable[[Path], str]], root: Path) -> tuple[str, list[str]]:
+    """(new text, names of the blocks whose content changed); unknown block names are an error."""
+    changed: list[str] = []
+
+    def sub(m: re.Match) -> str:
+        name = m.group("name")
+        if name not in blocks:
+            raise SystemExit(f"unknown report block {name!r}; known: {', '.join(sorted(blocks))}")
+        body = blocks[name](root).rstrip("\n") + "\n"
+        if body != m.group("body"):
+            changed.append(name)
+        return m.group(1) + body + m.group(4)
+
+    return MARK.sub(sub, text), changed
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--check", action="store_true", help="exit 1 if a block differs from its files")
+    ap.add_argument("--root", default=str(ROOT))
+    a = ap.parse_args(argv)
+    root = Path(a.root)
+    stale = []
+    for rel, blocks in BLOCKS.items():
+        path = root / rel
+        text, changed = render(path.read_text(), blocks, root)
+        stale += [f"{rel}:{n}" for n in changed]
+        if changed and not a.check:
+            path.write_text(text)
+    if a.check and stale:
+        print("stale report blocks (run `python benchmarks/report.py`): " + ", ".join(stale), file=sys.stderr)
+        return 1
+    print(("rewrote: " + ", ".join(stale)) if stale and not a.check else "report blocks up to date")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

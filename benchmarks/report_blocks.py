@@ -1,0 +1,277 @@
+"""The report blocks: one function per table, ``f(root) -> markdown``, each reading one committed file.
+
+``BLOCKS[readme][name]`` is rendered between ``<!-- report:name -->`` markers of that readme
+(benchmarks/report.py). A missing file renders a line saying which command produces it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Callable
+
+
+def _load(root: Path, rel: str):
+    p = root / rel
+    return json.loads(p.read_text()) if p.exists() else None
+
+
+def _missing(rel: str, cmd: str) -> str:
+    return f"*(`{rel}` not found: run `{cmd}`)*"
+
+
+def f3(x) -> str:
+    return "-" if x is None else f"{x:.3f}"
+
+
+def pm(m, s, d=3) -> str:
+    return "-" if m is None else f"{m:.{d}f} ± {s:.{d}f}"
+
+
+def _last_weights(root: Path, strategy: str, objs: list[str]) -> list[float] | None:
+    p = root / "plots/train" / strategy / "history.csv"
+    if not p.exists():
+        return None
+    rows = list(csv.DictReader(p.read_text().splitlines()))
+    return [float(rows[-1][f"weights/{o}"]) for o in objs] if rows else None
+
+
+# ---- README: the default run -------------------------------------------------------------------------------
+
+def results(root: Path) -> str:
+    rel = "metrics/evaluate.json"
+    m = _load(root, rel)
+    if m is None:
+        return _missing(rel, "dvc repro")
+    objs = m["objectives"]
+    names = [k for k, v in m.items() if isinstance(v, dict) and "hypervolume" in v]
+    head = "| policy | " + " | ".join(objs) + " | length (tokens) | hypervolume [95% CI] | weight_shift | final weights | " \
+           "styles terse / outline / worked |"
+    lines = [head, "|---" * (len(objs) + 6) + "|"]
+    for n in names:
+        r = m[n]
+        ci = r.get("hypervolume_ci") or [None, None]
+        w = _last_weights(root, n, objs) if n != "sft" else None
+        st = " / ".join(f3(r.get(f"style_{k}")).lstrip("0") if r.get(f"style_{k}") is not None else "-"
+                        for k in ("terse", "outline", "worked"))
+        lines.append(f"| {n} | " + " | ".join(pm(r[o], r[f"{o}_se"]) for o in objs) +
+                     f" | {pm(r['length'], r['length_se'], 1)} | {f3(r['hypervolume'])} [{f3(ci[0])}, {f3(ci[1])}] | "
+                     f"{f3(r['weight_shift'])} | {' / '.join(f'{x:.2f}' for x in w) if w else '-'} | {st} |")
+    lines.append("")
+    deg = m.get("degenerate") or {}
+    lines.append(f"Source: `{rel}` (test split, `{m.get('point')}` points, ± one prompt-clustered standard error; "
+                 f"hypervolume reference {m['reference']}; non-dominated: {', '.join(m['non_dominated'])}; "
+                 f"degenerate objectives: {deg if deg else 'none'}). Final weights: last row of "
+                 "`plots/train/<strategy>/history.csv`.")
+    return "\n".join(lines)
+
+
+def results_facts(root: Path) -> str:
+    """Bullets about the default run, each computed from metrics/evaluate.json, metrics/sft.json and the
+    train stages' history.csv."""
+    m, sft = _load(root, "metrics/evaluate.json"), _load(root, "metrics/sft.json")
+    if m is None:
+        return _missing("metrics/evaluate.json", "dvc repro")
+    objs = m["objectives"]
+    pol = {k: v for k, v in m.items() if isinstance(v, dict) and "hypervolume" in v}
+    rl = [n for n in pol if n not in ("sft", "base")]
+    out = []
+    dominated = [n for n in pol if n not in m["non_dominated"]]
+    out.append(f"- **On the front** (test points, non-dominated): {', '.join(m['non_dominated'])}; dominated: "
+               f"{', '.join(dominated) or 'none'}.")
+    if "accuracy" in objs and rl:
+        hi = max(rl, key=lambda n: pol[n]["accuracy"])
+        lo = min(rl, key=lambda n: pol[n]["length"])
+        best = max(rl, key=lambda n: pol[n]["hypervolume"])
+
+        def z(a, b, key):  # difference in standard errors of the difference
+            se = (pol[a][f"{key}_se"] ** 2 + pol[b][f"{key}_se"] ** 2) ** 0.5
+            return (pol[a][key] - pol[b][key]) / se if se else float("nan")
+
+        out.append(f"- **Most accurate**: {hi} ({pol[hi]['accuracy']:.3f}; SFT {pol['sft']['accuracy']:.3f}, "
+                   f"{z(hi, 'sft', 'accuracy'):.1f} SE above it). **Shortest**: {lo} ({pol[lo]['length']:.1f} tokens; "
+                   f"SFT {pol['sft']['length']:.1f}). **Largest hypervolume**: {best} ({pol[best]['hypervolume']:.3f}).")
+    for n in rl:
+        w = _last_weights(root, n, objs)
+        if w and pol[n]["weight_shift"] > 0:
+            out.append(f"- **{n}** moved its weights from uniform to ({', '.join(f'{o} {x:.2f}' for o, x in zip(objs, w))})"
+                       f"; its test point: " + ", ".join(f"{o} {pol[n][o]:.3f}" for o in objs) +
+                       f", length {pol[n]['length']:.1f}.")
+        elif n.endswith("-paper") or (w and pol[n]["weight_shift"] == 0 and not n.startswith("fixed")):
+            out.append(f"- **{n}** kept its weights (weight_shift {pol[n]['weight_shift']:.3f}).")
+    if sft:
+        doms = [k.split("/")[0] for k in sft if k.endswith("/accuracy") and not k.startswith("all")]
+        out.append("- **SFT's greedy accuracy per domain** (`metrics/sft.json`, validation): " +
+                   ", ".join(f"{d} {sft[f'{d}/accuracy']:.2f}" for d in doms) +
+                   ": the small domains read their number-word questions poorly, which is the point of the balance study.")
+    deg = m.get("degenerate")
+    out.append(f"- **Degenerate objectives**: {deg if deg else 'none (every objective varies across policies)'}.")
+    return "\n".join(out)
+
+
+def rubric(root: Path) -> str:
+    rel = "metrics/rubric.json"
+    m = _load(root, rel)
+    if m is None:
+        return _missing(rel, "dvc repro rubric")
+    lines = ["| judge | rubric | all test pairs | tie split (test) |", "|---|---|---|---|"]
+    for judge in ("pairwise", "pointwise"):
+        t = m.get(f"{judge}_test") or {}
+        for kind in ("initial", "refined"):
+            tie = t.get(f"{kind}_tie")
+            lines.append(f"| {judge} | {kind} | {f3(t.get(kind))} | {f3(tie)} |")
+    lines.append("")
+    lines.append(f"Source: `{rel}`: {m.get('pairs_test')} held-out test pairs, {m.get('pairs_test_tie')} on the "
+                 "correctness-tie split (agreement with the labels; a tie counts half).")
+    return "\n".join(lines)
+
+
+# ---- the weighting study -----------------------------------------------------------------------------------
+
+STUDY = "benchmarks/results/weighting_study/summary.json"
+STUDY_CMD = "python benchmarks/weighting_study.py summary"
+
+
+def study(root: Path) -> str:
+    s = _load(root, STUDY)
+    if s is None:
+        return _missing(STUDY, STUDY_CMD)
+    objs = s["objectives"]
+    lines = ["| strategy | knob | " + " | ".join(objs) + " | length | test HV | weight_shift | final weights | "
+             "HV - best fixed (paired) | steps to best fixed's final val HV |",
+             "|---" * (len(objs) + 8) + "|"]
+    for n, t in s["table"].items():
+        p = s["paired"].get(n, {})
+        hv = p.get("hypervolume")
+        diff = "-" if n == s["best_fixed"] or not hv else f"{hv['mean']:+.4f} ± {hv['sd']:.4f} ({hv['wins']}/{hv['n']} wins)"
+        reach = "-" if n == s["best_fixed"] else ("n/a (own validation)" if not p.get("comparable_validation")
+                                                    else str(p.get("steps_to_best_fixed")))
+        lines.append(f"| {n} | {t.get('value') or '-'} | " + " | ".join(pm(t[o]["mean"], t[o]["sd"]) for o in objs) +
+                     f" | {pm(t['length']['mean'], t['length']['sd'], 1)} | {pm(t['hypervolume']['mean'], t['hypervolume']['sd'], 4)}"
+                     f" | {pm(t['weight_shift']['mean'], t['weight_shift']['sd'], 2)} | "
+                     f"{' / '.join(f'{x:.2f}' for x in t['final_weights'])} | {diff} | {reach} |")
+    se = {o: max(t[f"{o}_se"] for t in s["table"].values()) for o in objs}
+    lines.append("")
+    lines.append(f"Source: `{STUDY}` ({len(s['seeds'])} seeds {s['seeds']} x {s['steps']} steps; test split, expected "
+                 "rewards of 4 sampled decodes x 128 prompts; mean ± sd over seeds; the largest within-run standard "
+                 "error of a seed's point is " + ", ".join(f"{o} {v:.3f}" for o, v in se.items()) +
+                 f"). Best fixed preset by mean test HV: **{s['best_fixed']}**. Steps to reach: first validation step "
+                 "(every 10) whose validation HV reaches the best fixed preset's final one, per seed (None = never).")
+    return "\n".join(lines)
+
+
+def decisions(root: Path) -> str:
+    s = _load(root, STUDY)
+    if s is None:
+        return _missing(STUDY, STUDY_CMD)
+    lines = ["| goal | pick | evidence (mean ± sd over seeds) |", "|---|---|---|"]
+    for d in s["decisions"]:
+        if d["metric"] == "hv_diff":
+            ev = f"test HV difference {d['mean']:+.4f} ± {d['sd']:.4f}, better on {d['wins']}/{d['n']} seeds"
+        else:
+            ev = f"{d['metric']} {d['mean']:.3f} ± {d['sd']:.3f}"
+        lines.append(f"| {d['goal']} | **{d['pick']}** | {ev} |")
+    lines.append("")
+    lines.append(f"Source: `{STUDY}`, computed by benchmarks/study_summary.py `decisions()`: a dynamic strategy "
+                 "\"beats\" the best fixed preset when its paired mean HV difference is positive, larger than its "
+                 "standard error, and positive on a majority of seeds.")
+    return "\n".join(lines)
+
+
+def calibration(root: Path) -> str:
+    s = _load(root, STUDY)
+    c = s.get("calibration") if s else _load(root, "benchmarks/results/weighting_study/calibration/chosen.json")
+    if not c:
+        return _missing("benchmarks/results/weighting_study/calibration/chosen.json",
+                        "python benchmarks/weighting_study.py calibrate")
+    lines = ["| strategy | knob | grid: mean validation HV (sd) over tuning seeds | chosen | authors' value |",
+             "|---|---|---|---|---|"]
+    for n, x in c.items():
+        grid = ", ".join(f"{v}: {x['val_hv'][v]:.4f} ({x['val_hv_sd'][v]:.4f})" for v in x["grid"] if v in x["val_hv"])
+        lines.append(f"| {n} | {x['knob']} | {grid} | **{x['chosen']}** | {x['authors']} |")
+    seeds = sorted({sd for x in c.values() for sd in x["seeds"]})
+    lines.append("")
+    lines.append(f"Source: `benchmarks/results/weighting_study/calibration/chosen.json` (tuning seeds {seeds}, "
+                 "validation split, 4 sampled decodes x 128 prompts, reference: origin).")
+    return "\n".join(lines)
+
+
+def rubric_seeds(root: Path) -> str:
+    rel = "benchmarks/results/rubric_seeds/summary.json"
+    s = _load(root, rel)
+    if s is None:
+        return _missing(rel, "python benchmarks/rubric_seeds.py --seeds 0 1 2")
+    lines = ["| judge | rubric | all test pairs | tie split (test) |", "|---|---|---|---|"]
+    for j in ("pairwise", "pointwise"):
+        for k in ("initial", "refined"):
+            a, t = s[f"{j}_test/{k}"], s[f"{j}_test/{k}_tie"]
+            lines.append(f"| {j} | {k} | {pm(a['mean'], a['sd'])} | {pm(t['mean'], t['sd'])} |")
+    d = s["pointwise_minus_pairwise_refined_tie"]
+    lines.append("")
+    lines.append(f"Source: `{rel}` (seeds {s['seeds']}, mean ± sd; tie-split pairs per seed {s['pairs_test_tie']}). "
+                 f"Refined rubric, tie split, pointwise - pairwise: {d['mean']:+.3f} ± {d['sd']:.3f} "
+                 f"(per seed {d['per_seed']}; pointwise better on {d['pointwise_better']}/{len(d['per_seed'])}).")
+    return "\n".join(lines)
+
+
+def _runs(root: Path, rel: str) -> list[dict]:
+    p = root / rel
+    return [json.loads(x) for x in p.read_text().splitlines() if x.strip()] if p.exists() else []
+
+
+def _msd(xs) -> tuple[float, float]:
+    import numpy as np
+
+    x = np.asarray(xs, dtype=float)
+    return float(x.mean()), float(x.std(ddof=1)) if len(x) > 1 else 0.0
+
+
+def trl(root: Path) -> str:
+    """TRL's GRPOTrainer: static weights vs the two callbacks, beside our own trainer on the same seeds."""
+    rel = "benchmarks/results/trl_weighting/runs.jsonl"
+    runs = _runs(root, rel)
+    if not runs:
+        return _missing(rel, "python benchmarks/trl_weighting.py --seeds 0 1 2")
+    objs = runs[0]["objectives"]
+    seeds = sorted({r["seed"] for r in runs})
+    steps = runs[0]["steps"]
+    study = [r for r in _runs(root, "benchmarks/results/weighting_study/study/runs.jsonl")
+             if r["seed"] in seeds and r["steps"] == steps]
+    rows = [("TRL " + s, [r for r in runs if r["side"] == s]) for s in ("static", "hypervolume", "gradient")]
+    rows += [("moalign " + s, [r for r in study if r["strategy"] == s]) for s in ("fixed-balanced", "hypervolume", "gradient")]
+    lines = ["| trainer / weighting | " + " | ".join(objs) + " | length | test HV | final weights | HV - static (paired) |",
+             "|---" * (len(objs) + 5) + "|"]
+    base = {r["seed"]: r["test_hv"] for r in runs if r["side"] == "static"}
+    for name, rs in rows:
+        if not rs:
+            continue
+        get = (lambda r: (r["test_point"], r["test_length"], r["test_hv"])) if name.startswith("TRL") else \
+              (lambda r: (r["point"], r["length"], r["hypervolume"]))
+        vals = [get(r) for r in rs]
+        cells = [pm(*_msd([v[0][k] for v in vals])) for k in range(len(objs))]
+        w = [_msd([r["final_weights"][k] for r in rs])[0] for k in range(len(objs))]
+        diff = "-"
+        if name.startswith("TRL") and name != "TRL static":
+            d = [r["test_hv"] - base[r["seed"]] for r in rs if r["seed"] in base]
+            if d:
+                m_, s_ = _msd(d)
+                diff = f"{m_:+.4f} ± {s_:.4f} ({sum(x > 0 for x in d)}/{len(d)})"
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {pm(*_msd([v[1] for v in vals]), 1)} | "
+                     f"{pm(*_msd([v[2] for v in vals]), 4)} | {' / '.join(f'{x:.2f}' for x in w)} | {diff} |")
+    lines.append("")
+    lines.append(f"Source: `{rel}` (TRL 1.16 GRPOTrainer, seeds {seeds}, {steps} steps, "
+                 f"{runs[0].get('aggregation')}; test split, expected rewards of sampled decodes; mean ± sd over "
+                 "seeds) and, for the moalign rows, the same seeds and steps of "
+                 "`benchmarks/results/weighting_study/study/runs.jsonl` (rows absent when the budgets differ).")
+    return "\n".join(lines)
+
+
+BLOCKS: dict[str, dict[str, Callable[[Path], str]]] = {
+    "README.md": {"results": results, "results_facts": results_facts, "rubric": rubric, "study": study, "decisions": decisions,
+                  "calibration": calibration, "rubric_seeds": rubric_seeds, "trl": trl},
+    "benchmarks/README.md": {"study": study, "calibration": calibration},
+}
+
+from report_records import RECORD_BLOCKS  # noqa: E402  (benchmarks/README's other blocks; they use the helpers above)
+BLOCKS["benchmarks/README.md"].update(RECORD_BLOCKS)

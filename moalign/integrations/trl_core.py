@@ -1,0 +1,98 @@
+"""Tensor functions of the TRL adapter (pure: tensors in, tensors out; no trainer state).
+
+Shapes: N completions (the rows of TRL's ``rewards_per_func``, gathered over processes, groups of
+``G = num_generations`` consecutive rows), K reward functions, T completion tokens.
+
+- :func:`trl_advantages`: TRL's own advantages for given reward weights, both
+  ``multi_objective_aggregation`` orders and the three ``scale_rewards`` modes, written after
+  ``GRPOTrainer._generate_and_score_completions`` of TRL 1.16. The gradient trainer uses it to
+  recompute a batch's advantages after it moved the weights, and first checks on every batch that
+  it reproduces TRL's advantages for the weights TRL used (a changed TRL formula raises instead of
+  training silently with another one).
+- :func:`reward_advantages`: each reward's *own* advantages, TRL's per-reward normalisation
+  (group mean removed; divided by the group std, the batch std or nothing, per ``scale_rewards``;
+  NaN rewards, i.e. a function that returned None, give 0 and are left out of the statistics).
+  The gradient trainer passes TRL's ``scale_rewards`` with ``sum_then_normalize`` and ``group``
+  with ``normalize_then_sum`` (whose per-reward step always divides by the group std).
+  Our trainer takes the same from its estimator (``combine_advantages(r, e_k)``): here the
+  estimator is TRL's, so g_k is the gradient TRL would follow for reward k alone.
+- :func:`objective_grads_from_advantages`: (K, D) per-reward policy gradients, each clipped to norm
+  1 over *all* parameters and then restricted to the chosen ones, the rule of
+  ``moalign.rl.trainer.objective_grads`` (token-mean policy loss at ratio 1, ``policy_loss``
+  with clipping off). It takes advantages instead of rewards, which ``objective_grads`` cannot
+  (it derives them from ``train.estimator``); tests/integrations check that both agree on the
+  same advantages.
+"""
+
+from __future__ import annotations
+
+import torch
+from trl.trainer.utils import nanstd
+
+
+
+EPS = 1e-4  # TRL's std epsilon
+SCALES = ("group", "batch", "none")
+ORDERS = ("sum_then_normalize", "normalize_then_sum")
+
+
+def _check(rewards: torch.Tensor, G: int, aggregation: str | None, scale_rewards: str) -> None:
+    if rewards.ndim != 2 or rewards.shape[0] % G:
+        raise ValueError(f"rewards_per_func of shape {tuple(rewards.shape)}: expected (N, K) with N a multiple of "
+                         f"num_generations = {G}")
+    if aggregation is not None and aggregation not in ORDERS:
+        raise ValueError(f"multi_objective_aggregation = {aggregation!r}; valid: {', '.join(ORDERS)}")
+    if scale_rewards not in SCALES:
+        raise ValueError(f"scale_rewards = {scale_rewards!r}; valid: {', '.join(SCALES)}")
+
+
+def trl_advantages(rewards: torch.Tensor, weights: torch.Tensor, G: int, aggregation: str,
+                   scale_rewards: str) -> torch.Tensor:
+    """(N, K) rewards per function, (K,) weights -> (N,) advantages exactly as TRL computes them."""
+    _check(rewards, G, aggregation, scale_rewards)
+    K = rewards.shape[1]
+    w = weights.to(rewards.device).unsqueeze(0)  # (1, K)
+    unscorable = torch.isnan(rewards).all(dim=1)  # (N,)
+    if aggregation == "sum_then_normalize":
+        r = (rewards * w).nansum(dim=1)  # (N,)
+        r[unscorable] = torch.nan
+        mean = torch.nanmean(r.view(-1, G), dim=1).repeat_interleave(G)  # (N,)
+        if scale_rewards == "batch":
+            std = nanstd(r).expand_as(r) if r.numel() > 1 else torch.zeros_like(r)
+        else:
+            std = nanstd(r.view(-1, G), dim=1).repeat_interleave(G) if G > 1 else torch.zeros_like(r)
+        adv = r - mean
+        if scale_rewards != "none":
+            adv = adv / (std + EPS)
+    else:
+        grouped = rewards.view(-1, G, K)
+        mean_k = torch.nanmean(grouped, dim=1, keepdim=True)
+        std_k = nanstd(grouped, dim=1, keepdim=True) if G > 1 else torch.zeros_like(mean_k)
+        r = (((grouped - mean_k) / (std_k + EPS)).view(-1, K) * w).nansum(dim=1)  # (N,)
+        r[unscorable] = torch.nan
+        std = nanstd(r).expand_as(r) if r.numel() > 1 else torch.zeros_like(r)
+        adv = (r - torch.nanmean(r)) / (std + EPS)
+    return torch.nan_to_num(adv, nan=0.0)
+
+
+def reward_advantages(rewards: torch.Tensor, G: int, scale_rewards: str = "group") -> torch.Tensor:
+    """(N, K) rewards per function -> (N, K) advantages of each reward alone (module docstring)."""
+    _check(rewards, G, None, scale_rewards)
+    K = rewards.shape[1]
+    grouped = rewards.view(-1, G, K)  # (B, G, K)
+    adv = grouped - torch.nanmean(grouped, dim=1, keepdim=True)
+    if scale_rewards == "group" and G > 1:
+        adv = adv / (nanstd(grouped, dim=1, keepdim=True) + EPS)
+    elif scale_rewards == "batch" and rewards.shape[0] > 1:
+        adv = adv / (nanstd(rewards, dim=0).view(1, 1, K) + EPS)
+    return torch.nan_to_num(adv.reshape(-1, K), nan=0.0)
+
+
+def objective_grads_from_advantages(adv: torch.Tensor, logp: torch.Tensor, mask: torch.Tensor,
+                                    params: list[torch.nn.Parameter], chosen: set[int]) -> torch.Tensor:
+    """(N, K) advantages, (N, T) log-probs with their graph, (N, T) mask -> (K, D) gradients on ``chosen``:
+    the trainer's own :func:`moalign.rl.trainer.grads_from_advantages` (clip to norm 1 over all ``params``,
+    then the chosen ones), at ratio 1 and without a KL term (TRL's default beta is 0)."""
+    from moalign.rl.trainer import grads_from_advantages
+
+    return grads_from_advantages(adv, logp, logp.detach(), mask, params, chosen, keep_graph=False)

@@ -1,0 +1,75 @@
+"""The authors' configuration as written: what the ``<weighting>-paper`` strategies change.
+
+``hypervolume-paper`` and ``gradient-paper`` train with the rules of the authors' code
+(``yining610/dynamic-reward-weighting``, a modified verl) instead of this project's calibrated
+defaults. Each entry of :data:`PAPER` names where the authors' code does it:
+
+- ``aggregation: sum_then_normalize``: the weighted token-level scores are summed
+  (``torch.einsum("bse,s->be", stacked_reward_tensor, self.weights)``) and GRPO's advantage is
+  computed on that sum (``compute_advantage``) - ``ray_trainer_optimization.py``.
+- ``val_samples: 0, eval_every: 1``: ``_validate()`` after every update with the rollout's
+  ``val_kwargs`` (``do_sample`` false: greedy) - ``ray_trainer_vanilla.py``.
+- ``length_unit: tokens``: the validation point's length coordinate is the mean response length
+  in raw tokens, minimised (``reward_names`` maps ``concise`` to ``response_length``).
+- ``clip_eps: null``: ``clip_ratio_low``/``high``/``c`` = 100 in the run scripts, i.e. no clipping
+  (so "total gradient = linear combination" holds for the gradient method).
+- ``grad_kl: true``: each per-reward gradient includes the KL loss (``compute_gradients`` adds
+  ``kl_loss * kl_loss_coef``); ``grad_layers: [middle]``: ``target_layer_ids`` 10..25 of 36.
+- ``weighting.reference: first, ref_margin: 0``: the first validation point is the reference and
+  the first buffer entry (``hypervolumn_contribution.py``: ``reference_point = buffer[0]``).
+- ``weighting.hv_apply: reward, hv_relative: false, hv_scale: 1``: meta = 0.5 + 1.5 tanh(dHV) with the
+  absolute dHV multiplies the next step's rewards (``reward_tensor * meta_reward``).
+- ``weighting.influence: raw, grad_lr: 0.1, mu: 1``: w <- softmax(log w + lr_t I / mu) with the
+  authors' ratio lr_t / mu = 1e-6 / 1e-5 = 0.1 (``regularization_factor``), I_i = <g_i, sum_k g_k>.
+- ``weighting.min_weight: 0``: no floor.
+
+What stays the project's (the world, not the method): the model, data, batch (8 prompts x 8
+rollouts, the authors 64 x 8), lr and KL coefficient (ours are tuned to a 1M-parameter model; the
+authors' 1e-6 and 0.001 are for 8B models and would learn nothing here in 150 steps), max tokens,
+one optimizer step per batch (the authors' ppo_mini_batch_size 32 of 64 prompts takes two).
+
+``train.paper`` in params.yaml lists these overrides; an empty ``train.paper`` means :data:`PAPER`.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+if TYPE_CHECKING:
+    from moalign.rl.config import TrainConfig
+
+PAPER: dict[str, Any] = {
+    "aggregation": "sum_then_normalize",
+    "val_samples": 0,
+    "eval_every": 1,
+    "length_unit": "tokens",
+    "clip_eps": None,
+    "grad_kl": True,
+    "grad_layers": ["middle"],
+    "weighting": {"reference": "first", "ref_margin": 0.0, "hv_apply": "reward", "hv_relative": False,
+                  "hv_scale": 1.0, "min_weight": 0.0, "influence": "raw", "grad_lr": 0.1, "mu": 1.0},
+}
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+    return out
+
+
+def apply_paper(cfg: "TrainConfig") -> "TrainConfig":
+    """``cfg`` with ``cfg.paper`` (or :data:`PAPER` when empty) applied; raises a ValueError naming ``train.paper``."""
+    from moalign.rl.config import TrainConfig
+
+    over = cfg.paper or PAPER
+    merged = _merge(cfg.model_dump(exclude={"paper"}), over)
+    try:
+        return TrainConfig(**merged)
+    except ValidationError as e:
+        errs = "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors())
+        raise ValueError(f"train.paper overrides give an invalid train config ({errs}). "
+                         "Fix: use keys and values of the train section (moalign/rl/paper.py)") from None

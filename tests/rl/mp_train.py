@@ -1,0 +1,73 @@
+"""``accelerate launch ... -m tests.rl.mp_train --strategy NAME``: the train stage of the two-process tests.
+
+It is ``python -m stages.train`` with the learnable fixture's test objectives registered (so a
+params.yaml may name ``t_digits``), plus two per-rank instruments, both test-only:
+
+- an audit hook records every path under the working directory (the project copy) that this
+  rank opens for writing, creates, renames or deletes, and writes the list to
+  ``$MOALIGN_RANK_DUMP/writes-rank<r>.json`` at the end (``__pycache__`` left out): only rank 0
+  may write checkpoints, snapshots and outputs;
+- ``MOALIGN_TEST_SKEW_VALIDATION=1`` adds 0.01 to rank 1's validation points, standing in for a
+  rank whose decodes differ in the last bits (other kernels, other hardware): rank 0's point must
+  reach every rank's strategy (moalign/rl/distributed.py ``broadcast_point``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import tests.rl.learnable  # noqa: F401 - registers the test objectives
+
+SKEW_ENV = "MOALIGN_TEST_SKEW_VALIDATION"
+_WRITE_EVENTS = {"os.mkdir", "os.rename", "os.remove", "os.rmdir", "shutil.rmtree", "os.truncate", "os.symlink"}
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+
+
+def _record_writes(root: Path, into: set[str]):
+    def hook(event: str, args: tuple) -> None:
+        if event == "open":
+            path, mode, flags = args
+            if not ((isinstance(mode, str) and any(ch in mode for ch in "wax+"))
+                    or (mode is None and isinstance(flags, int) and flags & _WRITE_FLAGS)):
+                return
+            paths = [path]
+        elif event in _WRITE_EVENTS:
+            paths = [a for a in args[:2] if isinstance(a, (str, bytes, os.PathLike))]
+        else:
+            return
+        for p in paths:
+            if isinstance(p, int):
+                continue
+            p = os.fsdecode(os.fspath(p))
+            full = os.path.abspath(p)
+            if full.startswith(str(root) + os.sep) and "__pycache__" not in full:
+                into.add(os.path.relpath(full, root))
+
+    return hook
+
+
+def main(argv: list[str] | None = None) -> int:
+    rank = int(os.environ.get("RANK", "0"))
+    writes: set[str] = set()
+    sys.addaudithook(_record_writes(Path(os.getcwd()), writes))
+    if os.environ.get(SKEW_ENV) == "1" and rank == 1:
+        from moalign.rl import trainer
+
+        exact = trainer.validation_point
+        trainer.validation_point = lambda *a, **kw: exact(*a, **kw) + 0.01
+    from stages.train import main as stage_main
+
+    try:
+        return stage_main(argv)
+    finally:
+        dump = os.environ.get("MOALIGN_RANK_DUMP")
+        if dump:
+            Path(dump).mkdir(parents=True, exist_ok=True)
+            (Path(dump) / f"writes-rank{rank}.json").write_text(json.dumps(sorted(writes)))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,32 @@
+"""README and benchmarks/README tables are rendered from committed files (benchmarks/report.py)."""
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import report  # noqa: E402
+
+
+def test_committed_readmes_match_their_files(capsys):
+    assert report.main(["--check"]) == 0, capsys.readouterr().err
+
+
+def test_check_fails_when_a_result_file_changes(tmp_path):
+    (tmp_path / "metrics").mkdir()
+    (tmp_path / "benchmarks").mkdir()
+    shutil.copy(ROOT / "metrics/evaluate.json", tmp_path / "metrics/evaluate.json")
+    block = "<!-- report:results -->\nold\n<!-- /report:results -->\n"
+    (tmp_path / "README.md").write_text("# x\n" + block)
+    (tmp_path / "benchmarks/README.md").write_text("# y\n")
+    assert report.main(["--check", "--root", str(tmp_path)]) == 1  # "old" is not what the file says
+    assert report.main(["--root", str(tmp_path)]) == 0  # rewrite
+    assert report.main(["--check", "--root", str(tmp_path)]) == 0
+    m = json.loads((tmp_path / "metrics/evaluate.json").read_text())
+    first = next(k for k, v in m.items() if isinstance(v, dict) and "accuracy" in v)
+    m[first]["accuracy"] += 0.01
+    (tmp_path / "metrics/evaluate.json").write_text(json.dumps(m))
+    assert report.main(["--check", "--root", str(tmp_path)]) == 1  # the README number is now stale

@@ -267,9 +267,23 @@ def trl(root: Path) -> str:
     return "\n".join(lines)
 
 
+def real_model(root: Path) -> str:
+    """The SmolLM2 profile's section, rendered by flows/profile_report.py from results/smollm2 only."""
+    import sys
+
+    folder = root / "results/smollm2"
+    if not (folder / "run.json").exists():
+        return _missing("results/smollm2/run.json", "make repro-real")
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from flows.profile_report import render
+
+    return render(folder)
+
+
 BLOCKS: dict[str, dict[str, Callable[[Path], str]]] = {
     "README.md": {"results": results, "results_facts": results_facts, "rubric": rubric, "study": study, "decisions": decisions,
-                  "calibration": calibration, "rubric_seeds": rubric_seeds, "trl": trl},
+                  "calibration": calibration, "rubric_seeds": rubric_seeds, "trl": trl,
+                  "real_model": real_model},
     "benchmarks/README.md": {"study": study, "calibration": calibration},
 }
 

@@ -29,8 +29,9 @@ policy (clarity 0 everywhere when the answers are one-line solutions) carries no
 with the origin reference it makes every hypervolume 0, so nothing can be compared. Rule: a
 coordinate in which no policy exceeds the reference gets the reference (lowest policy value -
 ``ref_margin``); a constant objective then multiplies every hypervolume by the same factor and
-the hypervolume ranks policies on the others. Both are said in one warning and recorded in
-``metrics/evaluate.json`` (``degenerate``).
+the hypervolume ranks policies on the others. This applies to the computed references (``origin``,
+``sft``); explicit coordinates are the user's decision and are kept. Either way it is said in one
+warning and recorded in ``metrics/evaluate.json`` (``degenerate``).
 
 Uncertainty: ``hypervolume_ci`` is a percentile bootstrap over test prompts (resample prompts
 with replacement, recompute the point and its hypervolume).
@@ -188,12 +189,13 @@ def resolve_reference(reference, ref_margin: float, sft_point: list[float], k: i
 
 
 def informative_reference(points: np.ndarray, ref: list[float], margin: float,
-                          objectives: list[str]) -> tuple[list[float], dict[str, object]]:
+                          objectives: list[str], adjust: bool = True) -> tuple[list[float], dict[str, object]]:
     """(reference, report): lower each coordinate no point exceeds to (min - margin); name constant objectives.
 
     ``points`` (N, K) are the policies' points (all maximised). The report is empty when nothing was
     degenerate; else ``constant`` (objectives equal for every policy) and ``reference_lowered``
-    ({objective: new reference value}).
+    ({objective: new reference value}), or with ``adjust=False`` (a reference the user gave as
+    coordinates: kept as given) ``never_above_reference`` (objectives no policy exceeds).
     """
     pts = np.asarray(points, dtype=float)
     out = [float(r) for r in ref]
@@ -205,10 +207,11 @@ def informative_reference(points: np.ndarray, ref: list[float], margin: float,
     lowered = {}
     for k, o in enumerate(objectives):
         if not (pts[:, k] > out[k]).any():
-            out[k] = float(pts[:, k].min() - margin)
-            lowered[o] = out[k]
+            lowered[o] = float(pts[:, k].min() - margin)
+            if adjust:
+                out[k] = lowered[o]
     if lowered:
-        report["reference_lowered"] = lowered
+        report["reference_lowered" if adjust else "never_above_reference"] = lowered if adjust else list(lowered)
     return out, report
 
 

@@ -99,10 +99,11 @@ def run(params: Params) -> dict[str, object]:
                                      if "final_weights" in hist else hist["weights"])
         ref = resolve_reference(cfg.reference, cfg.ref_margin, results["sft"][cfg.point]["point"], len(objs))
         finals = {n: r[cfg.point]["point"] for n, r in results.items()}
-        ref, degenerate = informative_reference(list(finals.values()), ref, cfg.ref_margin, objs)
+        ref, degenerate = informative_reference(list(finals.values()), ref, cfg.ref_margin, objs,
+                                                adjust=not isinstance(cfg.reference, list))
         if degenerate:
-            log.warning("degenerate front: %s; reference set to %s so the hypervolume stays informative "
-                        "(moalign/evaluate.py, 'Degenerate fronts')", degenerate, [round(r, 4) for r in ref])
+            log.warning("degenerate front: %s; reference %s (moalign/evaluate.py, 'Degenerate fronts')",
+                        degenerate, [round(r, 4) for r in ref])
         rep = pareto_report(finals, curves, ref, cfg.baseline, cfg.match_tol)
         if rep["excluded_by_reference"]:
             log.warning("policies %s do not dominate the reference point %s: they add 0 hypervolume",

@@ -34,6 +34,8 @@ def test_evaluate_reference_made_informative_for_a_constant_objective():
     assert all(h > 0 for h in hv) and np.argmax(hv) == 1  # ranks on accuracy x conciseness: 0.028 > 0.024 > 0.017
     ok, rep2 = informative_reference(pts[:, :2], [0.0, 0.0], 0.05, objs[:2])
     assert rep2 == {} and ok == [0.0, 0.0]  # nothing degenerate: nothing changes
+    kept, rep3 = informative_reference(pts, [0.0, 0.0, 0.0], 0.05, objs, adjust=False)  # explicit: the user's call
+    assert kept == [0.0, 0.0, 0.0] and rep3 == {"constant": ["clarity"], "never_above_reference": ["clarity"]}
 
 
 def test_hypervolume_strategy_moves_and_warns_when_an_objective_is_always_zero(caplog):

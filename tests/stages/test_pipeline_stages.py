@@ -100,7 +100,8 @@ def test_evaluate_smoke(repo):
     m = evaluate.run(load_params())
     for s in ("sft", "fixed", "hypervolume", "gradient"):
         assert "hypervolume" in m[s] and "length" in m[s]
-    assert m["reference"] == [0.0] * len(m["objectives"])  # origin (default)
+    lowered = (m["degenerate"] or {}).get("reference_lowered", {})  # an untrained tiny policy: constant objectives
+    assert m["reference"] == [lowered.get(o, 0.0) for o in m["objectives"]]  # origin (default), made informative
     for s in ("sft", "fixed", "hypervolume", "gradient"):
         lo, hi = m[s]["hypervolume_ci"]
         assert lo <= hi and {"weight_shift", "on_front", "accuracy_se", "greedy_accuracy"} <= set(m[s])
@@ -134,7 +135,8 @@ def test_evaluate_bad_inputs(repo):
     p["evaluate"]["reference"] = [1.0, 1.0, 1.0]  # nobody dominates it: hypervolume 0, points excluded
     Path("params.bad.yaml").write_text(yaml.safe_dump(p))
     m = evaluate.run(load_params("params.bad.yaml"))
-    assert all(m[s]["hypervolume"] == 0.0 for s in ("sft", "fixed"))
+    assert all(m[s]["hypervolume"] == 0.0 for s in ("sft", "fixed"))  # explicit coordinates are kept as given
+    assert m["reference"] == [1.0, 1.0, 1.0] and m["degenerate"]["never_above_reference"] == m["objectives"]
     p["train"]["strategies"] = ["fixed", "hypervolume", "gradient"]
     Path("models/train/gradient").rename("models/train/gradient.bak")
     try:

@@ -141,7 +141,10 @@ def forward_params(model) -> set[str]:
     """Keyword names ``model.forward`` accepts (``logits_to_keep``, ``cache``, ...); empty if unknown."""
     import inspect
 
-    fwd = getattr(getattr(model, "module", model), "forward", None)  # DDP wraps the model in .module
+    inner = getattr(model, "module", model)  # DDP wraps the model in .module
+    if hasattr(inner, "get_base_model"):  # PEFT forwards **kwargs to the base model's forward
+        inner = inner.get_base_model()
+    fwd = getattr(inner, "forward", None)
     try:
         return set(inspect.signature(fwd).parameters)
     except (TypeError, ValueError):

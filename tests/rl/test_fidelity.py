@@ -69,3 +69,19 @@ def test_objective_grads_include_the_kl_term_as_the_authors():
             exp = g * min(1.0, 1.0 / g.norm().item())
             assert torch.allclose(got, exp, atol=1e-6), (k, kl)
     assert not torch.allclose(with_kl, without, atol=1e-4)
+
+
+def test_logits_only_from_the_completion_through_a_peft_wrapper():
+    """forward_params looks through PEFT (its forward takes **kwargs), so a LoRA policy also computes logits
+    only from the first completion column - with the same log-probs."""
+    from peft import LoraConfig, get_peft_model
+
+    from moalign.generation import forward_params
+
+    rows, tok, model = tiny()
+    pm = get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))
+    assert "logits_to_keep" in forward_params(pm)
+    ids = torch.tensor([tok("Question: 12 + 3 = ? Solution: 1. 15", add_special_tokens=False)["input_ids"]] * 2)
+    mask = torch.ones_like(ids)
+    cut, full = token_logprobs(pm, ids, mask, 1, 5), token_logprobs(pm, ids, mask, 1, 1)
+    assert torch.allclose(cut[:, 5:], full[:, 5:], atol=1e-5) and (cut[:, :5] == 0).all()

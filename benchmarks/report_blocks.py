@@ -45,7 +45,8 @@ def results(root: Path) -> str:
     if m is None:
         return _missing(rel, "dvc repro")
     objs = m["objectives"]
-    names = [k for k, v in m.items() if isinstance(v, dict) and "hypervolume" in v]
+    found = [k for k, v in m.items() if isinstance(v, dict) and "hypervolume" in v]
+    names = [n for n in ("base", "sft") if n in found] + [n for n in found if n not in ("base", "sft")]
     head = "| policy | " + " | ".join(objs) + " | length (tokens) | hypervolume [95% CI] | weight_shift | final weights | " \
            "styles terse / outline / worked |"
     lines = [head, "|---" * (len(objs) + 6) + "|"]
@@ -53,7 +54,7 @@ def results(root: Path) -> str:
         r = m[n]
         ci = r.get("hypervolume_ci") or [None, None]
         w = _last_weights(root, n, objs) if n != "sft" else None
-        st = " / ".join(f3(r.get(f"style_{k}")).lstrip("0") if r.get(f"style_{k}") is not None else "-"
+        st = " / ".join(f"{r[f'style_{k}']:.2f}" if r.get(f"style_{k}") is not None else "-"
                         for k in ("terse", "outline", "worked"))
         lines.append(f"| {n} | " + " | ".join(pm(r[o], r[f"{o}_se"]) for o in objs) +
                      f" | {pm(r['length'], r['length_se'], 1)} | {f3(r['hypervolume'])} [{f3(ci[0])}, {f3(ci[1])}] | "
@@ -94,11 +95,11 @@ def results_facts(root: Path) -> str:
                    f"SFT {pol['sft']['length']:.1f}). **Largest hypervolume**: {best} ({pol[best]['hypervolume']:.3f}).")
     for n in rl:
         w = _last_weights(root, n, objs)
-        if w and pol[n]["weight_shift"] > 0:
+        if w and pol[n]["weight_shift"] >= 0.01:
             out.append(f"- **{n}** moved its weights from uniform to ({', '.join(f'{o} {x:.2f}' for o, x in zip(objs, w))})"
                        f"; its test point: " + ", ".join(f"{o} {pol[n][o]:.3f}" for o in objs) +
                        f", length {pol[n]['length']:.1f}.")
-        elif n.endswith("-paper") or (w and pol[n]["weight_shift"] == 0 and not n.startswith("fixed")):
+        elif not n.startswith("fixed"):
             out.append(f"- **{n}** kept its weights (weight_shift {pol[n]['weight_shift']:.3f}).")
     if sft:
         doms = [k.split("/")[0] for k in sft if k.endswith("/accuracy") and not k.startswith("all")]

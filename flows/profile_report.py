@@ -83,7 +83,11 @@ def render(folder: str | Path) -> str:
                f"at lr {t['lr']:g} (kl_coef {t['kl_coef']:g}); evaluate {n_test} test prompts x {e['samples']} "
                f"sampled decodes (+ 1 greedy), max {e['max_new_tokens']} new tokens.")
     out.append("")
-    stages = ", ".join(f"{k} {v / 60:.1f}" for k, v in wall.items() if k != "total")
+    stages = ", ".join(f"{k} {v / 60:.1f}" for k, v in wall.items() if k not in ("total", "invocation"))
+    cached = run.get("cached") or []
+    if cached:  # flows/profile.py's stage_costs: a skipped stage costs what it took when it last ran
+        stages += (f"; {', '.join(cached)} were up to date in the last invocation ({wall['invocation'] / 60:.1f} min) "
+                   "and are counted at the time they took when they last ran")
     out.append(f"Wall time: **{wall['total'] / 60:.1f} min** on {run['machine']['cpus']} CPU cores "
                f"(torch threads: {run['machine']['threads']}; per stage, min: {stages}).")
     out += ["", "Test split, expected rewards of sampled decodes (+- one prompt-clustered standard error):", ""]

@@ -37,7 +37,8 @@ def test_profile_run_results_report_and_registries(tmp_path):
     assert main(["run", str(prof), "--workspace", str(ws), "--results", str(res), "--set", "sft.max_steps=4"]) == 0
     run = json.loads((res / "run.json").read_text())
     stages = ["prepare", "balance", "sft", "rubric", "train@fixed", "train@hypervolume", "evaluate"]
-    assert list(run["wall_seconds"]) == [*stages, "total"] and all(v > 0 for v in run["wall_seconds"].values())
+    assert list(run["wall_seconds"]) == [*stages, "total", "invocation"] and all(v > 0 for v in run["wall_seconds"].values())
+    assert run["cached"] == []
     assert run["set"] == ["sft.max_steps=4"] and yaml.safe_load((res / "params.yaml").read_text())["sft"]["max_steps"] == 4
     for f in ("metrics/evaluate.json", "metrics/sft.json", "metrics/train/hypervolume.json", "metrics/rubric.json",
               "plots/evaluate/policies.csv", "plots/evaluate/pareto.png", "dvc.lock"):
@@ -66,3 +67,23 @@ def test_profile_run_results_report_and_registries(tmp_path):
                        capture_output=True, text=True)
     assert p.returncode == 0, p.stderr[-2000:]
     assert (out / "model.safetensors").exists() and (out / "history.json").exists()
+    # a rerun finds every stage up to date (DVC skips them) and still reports what the outputs cost
+    assert main(["run", str(prof), "--workspace", str(ws), "--results", str(res), "--set", "sft.max_steps=4"]) == 0
+    again = json.loads((res / "run.json").read_text())
+    assert again["cached"] == stages
+    assert {k: again["wall_seconds"][k] for k in stages} == {k: run["wall_seconds"][k] for k in stages}
+    assert "were up to date in the last invocation" in render(res)
+
+
+def test_skipped_stages_cost_what_they_took_when_they_last_ran():
+    from flows.profile import stage_costs
+
+    ledger = {"sft": {"seconds": 227.0}, "train@a": {"seconds": 50.0}}
+    times = {"sft": 0.8, "train@a": 120.0, "evaluate": 60.0}
+    costs, cached = stage_costs(ledger, times, {"sft": False, "train@a": True, "evaluate": True})
+    assert cached == ["sft"]
+    assert costs["sft"] == 227.0 and costs["train@a"] == 120.0  # a stage that ran costs this invocation's time
+    assert costs["total"] == 227.0 + 120.0 + 60.0
+    # a skipped stage with no ledger entry keeps the time it took now (nothing better is known)
+    costs, cached = stage_costs({}, {"sft": 0.8}, {"sft": False})
+    assert costs == {"sft": 0.8, "total": 0.8} and cached == ["sft"]

@@ -140,10 +140,10 @@ def run_stage(stage: str, force: bool, env: dict[str, str], log_dir: Path) -> bo
     log_file = log_dir / f"{stage}.log"
     with log_file.open("w") as fh:
         proc = subprocess.run(cmd, env={**os.environ, **env}, stdout=fh, stderr=subprocess.STDOUT)
+    text = log_file.read_text()
     if proc.returncode:
-        tail = log_file.read_text()[-3000:]
-        raise SystemExit(f"profile: stage {stage} failed (exit {proc.returncode}); log {log_file}:\n{tail}")
-    text = log_file.read_text()  # DVC skips an up-to-date stage, or restores one from its run cache
+        raise SystemExit(f"profile: stage {stage} failed (exit {proc.returncode}); log {log_file}:\n{text[-3000:]}")
+    # DVC skips an up-to-date stage, or restores one from its run cache
     return "didn't change, skipping" not in text and "is cached - skipping run" not in text
 
 
@@ -168,8 +168,10 @@ def stage_costs(ledger: dict[str, dict], times: dict[str, float], ran: dict[str,
     return costs, cached
 
 
-def run_profile(ws: Path, name: str, parallel: int = 1, force: bool = False) -> dict[str, float]:
-    """Run every stage of ``ws`` in DAG order under an MLflow parent run; returns wall seconds per stage."""
+def run_profile(ws: Path, name: str, parallel: int = 1, force: bool = False) -> tuple[dict[str, float], list[str]]:
+    """Run every stage of ``ws`` in DAG order under an MLflow parent run; returns what each stage's outputs
+    cost in wall seconds (:func:`stage_costs`, plus ``invocation``: this call's own time) and the stages
+    DVC found up to date."""
     from moalign.config import load_params
 
     cwd = os.getcwd()
@@ -216,15 +218,12 @@ def run_profile(ws: Path, name: str, parallel: int = 1, force: bool = False) -> 
             invocation = time.perf_counter() - start
             times, cached = stage_costs(ledger, times, ran)
             times["invocation"] = invocation
-            if cached:
-                times["cached"] = cached
             status = "FINISHED"
         finally:
             if mlflow is not None:
-                mlflow.log_metrics({f"wall_s/{k.replace('@', '_').replace('+', '_')}": v for k, v in times.items()
-                                    if isinstance(v, float)})
+                mlflow.log_metrics({f"wall_s/{k.replace('@', '_').replace('+', '_')}": v for k, v in times.items()})
                 mlflow.end_run(status=status)
-        return times
+        return times, cached
     finally:
         os.chdir(cwd)
 
@@ -245,7 +244,7 @@ def example_prompt(ws: Path) -> tuple[str, bool]:
 
 
 def collect(ws: Path, results: Path, name: str, overlays: list[str], sets: list[str],
-            times: dict[str, float], parallel: int) -> Path:
+            times: dict[str, float], cached: list[str], parallel: int) -> Path:
     """Copy the run's result files from ``ws`` into ``results`` (replacing it) and write ``run.json``."""
     import torch
 
@@ -260,8 +259,8 @@ def collect(ws: Path, results: Path, name: str, overlays: list[str], sets: list[
             (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, tmp / rel)
     params = yaml.safe_load((ws / "params.yaml").read_text())
-    run = {"profile": name, "overlays": overlays, "set": sets, "wall_seconds": {k: round(v, 1) for k, v in times.items() if k != "cached"},
-           "cached": times.get("cached", []),
+    run = {"profile": name, "overlays": overlays, "set": sets, "wall_seconds": {k: round(v, 1) for k, v in times.items()},
+           "cached": cached,
            "parallel": parallel, "git_commit": git_commit(), "git_dirty": bool(subprocess.run(
                ["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
                text=True).stdout.strip()), "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
@@ -311,9 +310,9 @@ def main(argv: list[str] | None = None) -> int:
     results = (a.results or ROOT / "results" / name).resolve()
     params = profile_params(a.profiles, a.set)
     materialise(ws, params)
-    times = run_profile(ws, name, max(1, a.parallel), a.force)
+    times, cached = run_profile(ws, name, max(1, a.parallel), a.force)
     tag_artifacts(ws, params["train"]["strategies"])
-    out = collect(ws, results, name, [str(p) for p in a.profiles], a.set, times, a.parallel)
+    out = collect(ws, results, name, [str(p) for p in a.profiles], a.set, times, cached, a.parallel)
     print(f"[profile] done in {times['invocation'] / 60:.1f} min (the outputs cost {times['total'] / 60:.1f} min); results in {out}; MLflow: mlflow ui "
           f"--backend-store-uri sqlite:///{ws / 'mlflow.db'}", flush=True)
     return 0

@@ -21,6 +21,9 @@ from typing import Callable
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from report_blocks import BLOCKS  # noqa: E402
+from report_records import RECORD_BLOCKS  # noqa: E402  (benchmarks/README's other blocks)
+
+BLOCKS["benchmarks/README.md"].update(RECORD_BLOCKS)
 
 MARK = re.compile(r"(<!-- report:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /report:(?P=name) -->)", re.S)
 

@@ -11,26 +11,13 @@ import json
 from pathlib import Path
 from typing import Callable
 
+from report_fmt import _load, _missing, _msd, _runs, f3, pm  # noqa: F401  (the one loader and formatter)
 
-def _load(root: Path, rel: str):
-    p = root / rel
-    return json.loads(p.read_text()) if p.exists() else None
-
-
-def _missing(rel: str, cmd: str) -> str:
-    return f"*(`{rel}` not found: run `{cmd}`)*"
-
-
-def f3(x) -> str:
-    return "-" if x is None else f"{x:.3f}"
-
-
-def pm(m, s, d=3) -> str:
-    return "-" if m is None else f"{m:.{d}f} ± {s:.{d}f}"
+REF = "results/reference"  # the reference run README renders (moalign/reference.py); `dvc repro` never writes it
 
 
 def _last_weights(root: Path, strategy: str, objs: list[str]) -> list[float] | None:
-    p = root / "plots/train" / strategy / "history.csv"
+    p = root / REF / "plots/train" / strategy / "history.csv"
     if not p.exists():
         return None
     rows = list(csv.DictReader(p.read_text().splitlines()))
@@ -40,10 +27,10 @@ def _last_weights(root: Path, strategy: str, objs: list[str]) -> list[float] | N
 # ---- README: the default run -------------------------------------------------------------------------------
 
 def results(root: Path) -> str:
-    rel = "metrics/evaluate.json"
+    rel = "results/reference/metrics/evaluate.json"
     m = _load(root, rel)
     if m is None:
-        return _missing(rel, "dvc repro")
+        return _missing(rel, "dvc repro && moalign reference save")
     objs = m["objectives"]
     found = [k for k, v in m.items() if isinstance(v, dict) and "hypervolume" in v]
     names = [n for n in ("base", "sft") if n in found] + [n for n in found if n not in ("base", "sft")]
@@ -64,16 +51,16 @@ def results(root: Path) -> str:
     lines.append(f"Source: `{rel}` (test split, `{m.get('point')}` points, ± one prompt-clustered standard error; "
                  f"hypervolume reference {m['reference']}; non-dominated: {', '.join(m['non_dominated'])}; "
                  f"degenerate objectives: {deg if deg else 'none'}). Final weights: last row of "
-                 "`plots/train/<strategy>/history.csv`.")
+                 "`results/reference/plots/train/<strategy>/history.csv`.")
     return "\n".join(lines)
 
 
 def results_facts(root: Path) -> str:
     """Bullets about the default run, each computed from metrics/evaluate.json, metrics/sft.json and the
     train stages' history.csv."""
-    m, sft = _load(root, "metrics/evaluate.json"), _load(root, "metrics/sft.json")
+    m, sft = _load(root, "results/reference/metrics/evaluate.json"), _load(root, "results/reference/metrics/sft.json")
     if m is None:
-        return _missing("metrics/evaluate.json", "dvc repro")
+        return _missing("results/reference/metrics/evaluate.json", "dvc repro && moalign reference save")
     objs = m["objectives"]
     pol = {k: v for k, v in m.items() if isinstance(v, dict) and "hypervolume" in v}
     rl = [n for n in pol if n not in ("sft", "base")]
@@ -103,7 +90,7 @@ def results_facts(root: Path) -> str:
             out.append(f"- **{n}** kept its weights (weight_shift {pol[n]['weight_shift']:.3f}).")
     if sft:
         doms = [k.split("/")[0] for k in sft if k.endswith("/accuracy") and not k.startswith("all")]
-        out.append("- **SFT's greedy accuracy per domain** (`metrics/sft.json`, validation): " +
+        out.append("- **SFT's greedy accuracy per domain** (`results/reference/metrics/sft.json`, validation): " +
                    ", ".join(f"{d} {sft[f'{d}/accuracy']:.2f}" for d in doms) +
                    ": the small domains read their number-word questions poorly, which is the point of the balance study.")
     deg = m.get("degenerate")
@@ -112,10 +99,10 @@ def results_facts(root: Path) -> str:
 
 
 def rubric(root: Path) -> str:
-    rel = "metrics/rubric.json"
+    rel = "results/reference/metrics/rubric.json"
     m = _load(root, rel)
     if m is None:
-        return _missing(rel, "dvc repro rubric")
+        return _missing(rel, "dvc repro && moalign reference save")
     lines = ["| judge | rubric | all test pairs | tie split (test) |", "|---|---|---|---|"]
     for judge in ("pairwise", "pointwise"):
         t = m.get(f"{judge}_test") or {}
@@ -216,18 +203,6 @@ def rubric_seeds(root: Path) -> str:
     return "\n".join(lines)
 
 
-def _runs(root: Path, rel: str) -> list[dict]:
-    p = root / rel
-    return [json.loads(x) for x in p.read_text().splitlines() if x.strip()] if p.exists() else []
-
-
-def _msd(xs) -> tuple[float, float]:
-    import numpy as np
-
-    x = np.asarray(xs, dtype=float)
-    return float(x.mean()), float(x.std(ddof=1)) if len(x) > 1 else 0.0
-
-
 def trl(root: Path) -> str:
     """TRL's GRPOTrainer: static weights vs the two callbacks, beside our own trainer on the same seeds."""
     rel = "benchmarks/results/trl_weighting/runs.jsonl"
@@ -287,6 +262,3 @@ BLOCKS: dict[str, dict[str, Callable[[Path], str]]] = {
                   "real_model": real_model},
     "benchmarks/README.md": {"study": study, "calibration": calibration},
 }
-
-from report_records import RECORD_BLOCKS  # noqa: E402  (benchmarks/README's other blocks; they use the helpers above)
-BLOCKS["benchmarks/README.md"].update(RECORD_BLOCKS)

@@ -2,7 +2,7 @@
 comparison, the SFT policy, throughput, parallel stages, balance strategies): ``f(root) -> markdown``.
 
 Collected with the records' blocks in ``report_records.RECORD_BLOCKS`` and merged into
-``report_blocks.BLOCKS["benchmarks/README.md"]``; rendered by benchmarks/report.py like every block there
+``report.BLOCKS["benchmarks/README.md"]``; rendered by benchmarks/report.py like every block there
 (one committed results file per table, a "Source:" line naming it; a missing file renders the command that
 makes it). The tables reuse each benchmark's own summary code (``rl_efficiency.strategy_table``,
 ``balance.final_table``/``training_table``, ``rl_throughput.lines``), so a block shows what the benchmark printed.
@@ -17,6 +17,7 @@ from typing import Callable
 import numpy as np
 
 import balance
+import report_fmt
 import rl_efficiency as rle
 import rl_throughput
 
@@ -27,10 +28,8 @@ GRADIENT_TARGET = 1.3  # the issue's ceiling on the gradient strategy's step tim
 
 
 def _h():
-    """report_blocks' helpers (imported late: report_blocks imports this module to merge RECORD_BLOCKS)."""
-    import report_blocks
-
-    return report_blocks
+    """The report's loader and formatter (report_fmt)."""
+    return report_fmt
 
 
 def _per_seed(xs, d: int = 3) -> str:
@@ -58,9 +57,9 @@ def _aggregation(root: Path, prefix: str, sft: bool, names: dict[str, str] | Non
               f"{_per_seed(r['test_point'][0] for r in b)} (sum_then_normalize); length "
               f"{_per_seed((r['test_length'] for r in a), 1)} vs {_per_seed((r['test_length'] for r in b), 1)}. "
               f"Mean accuracy, sum_then_normalize / normalize_then_sum: x{acc[1] / acc[0]:.2f}."]
-    ev = _h()._load(root, "metrics/evaluate.json") if sft else None
+    ev = _h()._load(root, "results/reference/metrics/evaluate.json") if sft else None
     if ev and "sft" in ev:
-        lines[-1] += (f" The reference run's SFT policy (`metrics/evaluate.json`, same measurement): accuracy "
+        lines[-1] += (f" The reference run's SFT policy (`results/reference/metrics/evaluate.json`, same measurement): accuracy "
                       f"{ev['sft']['accuracy']:.3f}, length {ev['sft']['length']:.1f}.")
     lines += ["", f"Source: `{RES}/{prefix}_normalize_then_sum/runs.jsonl`, `{RES}/{prefix}_sum_then_normalize/"
               f"runs.jsonl` (fixed-balanced, seeds {seeds}, {a[0]['steps']} steps; test split, expected rewards of "
@@ -80,10 +79,10 @@ def aggregation_v1(root: Path) -> str:
 # ---- the SFT policy of the reference run ------------------------------------------------------------------
 
 def sft_styles(root: Path) -> str:
-    rel = "metrics/evaluate.json"
+    rel = "results/reference/metrics/evaluate.json"
     m = _h()._load(root, rel)
     if m is None or "sft" not in m:
-        return _h()._missing(rel, "dvc repro")
+        return _h()._missing(rel, "dvc repro && moalign reference save")
     s = m["sft"]
     lines = ["| style | share of sampled answers | accuracy within the style |", "|---|---|---|"]
     lines += [f"| {k} | {s[f'style_{k}']:.2f} | {_h().f3(s.get(f'style_{k}_accuracy'))} |" for k in rle.STYLES]
@@ -97,16 +96,16 @@ def sft_styles(root: Path) -> str:
 
 
 def sft_stage(root: Path) -> str:
-    rel = "metrics/sft.json"
+    rel = "results/reference/metrics/sft.json"
     m = _h()._load(root, rel)
     if m is None:
-        return _h()._missing(rel, "dvc repro sft")
+        return _h()._missing(rel, "dvc repro && moalign reference save")
     doms = sorted((k[:-5] for k in m if k.endswith("/loss")), key=lambda d: (d == "all", d))
     lines = ["| domain | " + " | ".join(doms) + " |", "|---" * (len(doms) + 1) + "|"]
     for key, name, d in (("loss", "validation loss", 3), ("accuracy", "greedy accuracy", 2), ("length", "length", 1)):
         lines.append(f"| {name} | " + " | ".join(f"{m[f'{x}/{key}']:.{d}f}" for x in doms) + " |")
     lines += ["", f"Source: `{rel}` (the stage's final evaluation on the validation rows of each domain; per-step "
-              "curves in `plots/sft/domain_val_loss.csv`)."]
+              "curves in `results/reference/plots/sft/domain_val_loss.csv`)."]
     return "\n".join(lines)
 
 

@@ -1,7 +1,7 @@
 """benchmarks/README's report blocks, all of them (``RECORD_BLOCKS``), and those of the earlier measurements.
 
 ``RECORD_BLOCKS`` = the current measurements' blocks (benchmarks/report_current.py) + the records' blocks below;
-``report_blocks.BLOCKS["benchmarks/README.md"]`` merges it. Records are studies made on an earlier world or
+``report.BLOCKS["benchmarks/README.md"]`` merges it. Records are studies made on an earlier world or
 earlier code (the KL probes, the 3-seed RL efficiency study, the first aggregation comparison, RL on the
 initial vs refined rubric): their files stay as they were and their blocks render them with the benchmark's
 own summary code (``rl_efficiency.strategy_table``/``reach``, ``rubric_rl.summary_row``); the README says

@@ -42,12 +42,11 @@ import yaml
 from flows.parallel import groups, run_parallel
 from flows.pipeline import stage_order
 from moalign.io import write_text
+from moalign.reference import copy_results
 from moalign.tracking import PARENT_ENV, git_commit
 
 ROOT = Path(__file__).resolve().parents[1]
 CODE = ["dvc.yaml", "stages", "moalign", "flows", "rubrics", "pyproject.toml"]
-RESULT_FILES = ["metrics", "plots/evaluate", "plots/sft", "plots/train", "plots/rubric", "data/rubric/report.json",
-                "dvc.lock", "params.yaml"]
 
 
 def merge(base: dict, over: dict) -> dict:
@@ -251,13 +250,7 @@ def collect(ws: Path, results: Path, name: str, overlays: list[str], sets: list[
     tmp = results.with_name(results.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    for rel in RESULT_FILES:
-        src = ws / rel
-        if src.is_dir():
-            shutil.copytree(src, tmp / rel)
-        elif src.exists():
-            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, tmp / rel)
+    copy_results(ws, tmp)
     params = yaml.safe_load((ws / "params.yaml").read_text())
     run = {"profile": name, "overlays": overlays, "set": sets, "wall_seconds": {k: round(v, 1) for k, v in times.items()},
            "cached": cached,

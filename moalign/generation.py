@@ -15,7 +15,7 @@ import torch
 
 from moalign.registry import Registry
 
-BACKENDS: Registry = Registry("generation backend")
+BACKENDS: Registry = Registry("generation backend", lazy={"fast": "moalign.fastgen"})
 
 
 @dataclass
@@ -150,5 +150,3 @@ def forward_params(model) -> set[str]:
     except (TypeError, ValueError):
         return set()
 
-
-from moalign import fastgen as _fastgen  # noqa: E402,F401  (registers the ``fast`` backend)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM
@@ -116,6 +118,9 @@ def test_bucketed_logprobs_equal_the_padded_batch(tok):
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("ATEN_CPU_CAPABILITY") == "default",
+                    reason="ATEN_CPU_CAPABILITY=default: inductor's CPU codegen fails to build the compiled step under "
+                    "torch's portable kernels (torch 2.13); the compile path is checked under the machine's own kernels")
 def test_compiled_static_decode_matches(tok):
     """The CUDA path's shape discipline (static buffers, torch.compile of the step) on CPU's inductor."""
     model = build(tok, "qwen2", kv=2)

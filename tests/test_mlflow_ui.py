@@ -31,7 +31,8 @@ pytestmark = [
     pytest.mark.slow,
     # checked at collection, so a missing browser skips before the session's `dvc repro` starts
     pytest.mark.skipif(not os.path.exists(CHROMIUM),
-                       reason=f"{CHROMIUM} is absent: install Debian's chromium (apt-get install -y chromium)"),
+                       reason=f"{CHROMIUM} is absent: `make browser` installs Debian's chromium "
+                       "(sudo apt-get update && sudo apt-get install -y chromium)"),
     pytest.mark.skipif(importlib.util.find_spec("playwright") is None,
                        reason="playwright (python) is not installed"),
 ]

@@ -20,9 +20,9 @@ from moalign.io import write_json  # noqa: E402
 
 
 def test_check_sees_a_changed_record(tmp_path, capsys):
-    (tmp_path / "metrics").mkdir()
+    (tmp_path / "results/reference/metrics").mkdir(parents=True)
     for f in ("evaluate.json", "sft.json"):
-        shutil.copy(ROOT / "metrics" / f, tmp_path / "metrics" / f)
+        shutil.copy(ROOT / "results/reference/metrics" / f, tmp_path / "results/reference/metrics" / f)
     shutil.copytree(ROOT / "benchmarks/results", tmp_path / "benchmarks/results")
     shutil.copy(ROOT / "benchmarks/README.md", tmp_path / "benchmarks/README.md")
     (tmp_path / "README.md").write_text("# x\n")
@@ -96,8 +96,8 @@ def test_aggregation_block_mean_sd_per_seed_and_pending_line(tmp_path):
     (base / "agg2_sum_then_normalize").mkdir()
     (base / "agg2_sum_then_normalize/runs.jsonl").write_text(
         "".join(json.dumps(_agg_run(s, a, n)) + "\n" for s, a, n in [(0, 0.05, 30.0), (1, 0.1, 31.0), (2, 0.15, 32.0)]))
-    (tmp_path / "metrics").mkdir()
-    (tmp_path / "metrics/evaluate.json").write_text(json.dumps({"sft": {"accuracy": 0.09, "length": 41.9}}))
+    (tmp_path / "results/reference/metrics").mkdir(parents=True)
+    (tmp_path / "results/reference/metrics/evaluate.json").write_text(json.dumps({"sft": {"accuracy": 0.09, "length": 41.9}}))
     md = RECORD_BLOCKS["aggregation"](tmp_path)
     assert "| `normalize_then_sum` | 0.200±0.100 | 0.700±0.000 | 0.900±0.000 | 40.0±2.0 | 0.126±0.063 |" in md
     assert "Per seed [0, 1, 2], accuracy 0.100 / 0.200 / 0.300 (normalize_then_sum) vs 0.050 / 0.100 / 0.150" in md

@@ -34,12 +34,11 @@ one optimizer step per batch (the authors' ppo_mini_batch_size 32 of 64 prompts 
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING, Any
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
-if TYPE_CHECKING:
-    from moalign.rl.config import TrainConfig
+C = TypeVar("C", bound=BaseModel)  # the TrainConfig (not imported: moalign/rl/config.py imports this module)
 
 PAPER: dict[str, Any] = {
     "aggregation": "sum_then_normalize",
@@ -61,14 +60,12 @@ def _merge(base: dict, over: dict) -> dict:
     return out
 
 
-def apply_paper(cfg: "TrainConfig") -> "TrainConfig":
+def apply_paper(cfg: C) -> C:
     """``cfg`` with ``cfg.paper`` (or :data:`PAPER` when empty) applied; raises a ValueError naming ``train.paper``."""
-    from moalign.rl.config import TrainConfig
-
     over = cfg.paper or PAPER
     merged = _merge(cfg.model_dump(exclude={"paper"}), over)
     try:
-        return TrainConfig(**merged)
+        return type(cfg)(**merged)
     except ValidationError as e:
         errs = "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors())
         raise ValueError(f"train.paper overrides give an invalid train config ({errs}). "

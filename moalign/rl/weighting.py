@@ -44,7 +44,7 @@ from moalign.pareto import hypervolume, non_dominated
 from moalign.registry import Registry
 from moalign.schema import StrictModel
 
-WEIGHTINGS: Registry = Registry("weighting strategy")
+WEIGHTINGS: Registry = Registry("weighting strategy", lazy={"hypervolume": "moalign.rl.hv_weighting"})
 log = logging.getLogger("moalign.train")
 PRESET_OBJECTIVES = ["accuracy", "conciseness", "clarity"]
 PRESETS = {  # weights for PRESET_OBJECTIVES, as in the paper
@@ -297,5 +297,3 @@ class GradientBased(Weighting):
                 **{f"influence_share/{o}": float(v) for o, v in zip(self.objectives, signal)
                    if self.cfg.influence == "share"}}
 
-
-from moalign.rl.hv_weighting import HypervolumeGuided, proportional_split, shapley_split  # noqa: E402,F401  (registers "hypervolume")

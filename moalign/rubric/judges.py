@@ -27,7 +27,7 @@ from moalign.rubric.features import FEATURES
 from moalign.rubric.pvr import DEFAULT_GATE, pvr_gate
 from moalign.rubric.schema import Criterion, MetaRubric
 
-JUDGES: Registry[Any] = Registry("judge backend")
+JUDGES: Registry[Any] = Registry("judge backend", lazy={"openai": "moalign.rubric.llm", "hf": "moalign.rubric.llm"})
 TIER_ORDER = {"fatal": 0, "core": 1, "important": 2, "highlight": 3}
 
 
@@ -119,5 +119,3 @@ def judge_pair(judge: Judge, query: str, a: str, b: str, rubric: MetaRubric, gro
     return {"verdict": verdict_both_orders(s_ab, s_ba), "gate": False, "score_ab": s_ab, "score_ba": s_ba,
             "criteria": _table(ab, ba)}
 
-
-from moalign.rubric import llm as _llm  # noqa: E402,F401 - registers the openai and hf backends

@@ -11,8 +11,9 @@ term or an ignored setting passes every test. Here:
 - the test objectives (registered in ``REWARDS`` on import) are stateless shares of characters:
   ``t_digits`` (digits), ``t_letters`` (letters), ``t_space`` (whitespace) and ``t_const``
   (always 1: zero advantages); ``conciseness`` is the built-in stateful one (running mean length);
-- :func:`cfg` is the TrainConfig every trainer test starts from (lr 3e-2: a few steps move the
-  digit share by tenths).
+- :func:`cfg` is the TrainConfig every trainer test starts from (lr 1e-2: eight steps move the
+  digit share by tenths; lr 3e-2 collapsed the policy onto words or onto one length on ~7% of
+  seeds, which is what made this fixture's guards flip with the CPU's vector kernels).
 
 Oracles (:func:`oracle_grads`, :func:`recorded_rollouts`): the ``t_record`` generation backend
 records what the trainer sampled; the expected policy gradient is then recomputed from those
@@ -24,6 +25,7 @@ project's definitions, not a copy of their formulas, so the tests follow them wh
 from __future__ import annotations
 
 import dataclasses
+import os
 import random
 from contextlib import contextmanager
 from functools import lru_cache
@@ -38,6 +40,13 @@ from moalign.rl.config import TrainConfig
 from moalign.rl.estimators import combine_advantages, policy_loss
 from moalign.rl.rewards import REWARDS
 from moalign.text import format_prompt
+
+
+# Seed of the fixture's fit and of the trainer tests that use it: ``MOALIGN_TEST_SEED=7 pytest -m stochastic``
+# reruns them on another draw (what another machine's float rounding amounts to). Thresholds beside the
+# assertions were measured over seeds 0-19 (x fits 0-3 for the fixture) under torch's default, avx2 and
+# avx512 CPU kernels.
+SEED = int(os.environ.get("MOALIGN_TEST_SEED", "0"))
 
 
 def _share(pred):
@@ -100,12 +109,12 @@ def _fitted() -> tuple[dict, object, dict]:
 
     rows = generate({"en": 60, "de": 2}, 2, 2, {"add": 1}, 0)
     tok = train_tokenizer(corpus(rows["train"]), 300)
-    torch.manual_seed(0)
+    torch.manual_seed(SEED)
     model = AutoModelForCausalLM.from_config(tiny_config("llama", len(tok), 32, 1, 2, 128, tok))
     vocab = tok.get_vocab()
     digits = sorted(i for t, i in vocab.items() if len(t.lstrip("Ġ")) == 1 and t.lstrip("Ġ").isdigit())
     words = sorted(i for t, i in vocab.items() if t.startswith("Ġ") and len(t) > 2 and t[1:].isalpha())
-    rng = random.Random(0)
+    rng = random.Random(SEED)
     prompts = [tok(format_prompt(r["question"]), add_special_tokens=False)["input_ids"] for r in rows["train"]]
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.0)
     for _ in range(60):
@@ -140,9 +149,9 @@ def learnable():
 
 
 def cfg(**kw) -> TrainConfig:
-    """The trainer tests' config: 4 prompts x 4 rollouts of <= 8 tokens, lr 3e-2, objectives t_digits + conciseness."""
+    """The trainer tests' config: 4 prompts x 4 rollouts of <= 8 tokens, lr 1e-2, objectives t_digits + conciseness."""
     base = dict(max_steps=4, prompts_per_step=4, group_size=4, max_new_tokens=8, eval_every=2, val_rows=4,
-                val_samples=2, checkpoint_every=2, snapshot_every=2, lr=3e-2, objectives=["t_digits", "conciseness"],
+                val_samples=2, checkpoint_every=2, snapshot_every=2, lr=1e-2, objectives=["t_digits", "conciseness"],
                 strategies=["fixed", "hypervolume", "gradient"], grad_layers=[r"mlp\.down_proj"])
     base.update(kw)
     return TrainConfig(**base)

@@ -7,7 +7,7 @@ import torch
 from moalign.generation import BACKENDS
 from moalign.rl.trainer import train
 from moalign.text import format_prompt
-from tests.rl.learnable import REWARDS, cfg, learnable, recorded_rollouts, recording
+from tests.rl.learnable import REWARDS, SEED, cfg, learnable, recorded_rollouts, recording
 
 
 @pytest.fixture(scope="module")
@@ -15,22 +15,38 @@ def fx():
     return learnable()
 
 
-def test_fixture_rollouts_vary_inside_groups_and_give_gradients(fx):
+def fixture_signal(fx, seed: int = SEED) -> dict[str, float]:
+    """What the fixture guard asserts, from 3 steps x 8 prompts x 4 rollouts (benchmarks of margins call it too)."""
     rows, tok, _ = fx
-    c = cfg(max_steps=3, generation_backend="t_record")  # t_digits + conciseness
+    c = cfg(max_steps=3, prompts_per_step=8, generation_backend="t_record")  # t_digits + conciseness
     with recording() as rec:
-        res = train(c, "fixed", learnable()[2], tok, rows["train"], rows["val"], seed=0)
+        res = train(c, "fixed", learnable()[2], tok, rows["train"], rows["val"], seed=seed)
     gens = recorded_rollouts(rec, rows["train"])
     assert len(gens) == 3
     digits = REWARDS.get("t_digits")()
-    share = torch.tensor([digits(g.texts) for g in gens]).view(-1, c.group_size)  # (steps * B, G)
-    length = torch.tensor([g.lengths for g in gens], dtype=torch.float).view(-1, c.group_size)
-    assert (share.std(-1) > 0).float().mean() >= 0.75  # most groups have a digit-share spread
-    assert (length.std(-1) > 0).float().mean() >= 0.75  # and a length spread
-    assert (length < c.max_new_tokens).float().mean() > 0.5  # most rollouts end before the cap
-    for h in res.history:
-        assert h["charts/grad_norm"] > 0.05
-        assert h["rewards/t_digits/std"] > 0.05 and h["rewards/conciseness/std"] > 0.1
+    share = torch.tensor([digits(g.texts) for g in gens]).view(3, -1, c.group_size)  # (steps, B, G)
+    length = torch.tensor([g.lengths for g in gens], dtype=torch.float).view(3, -1, c.group_size)
+    h = res.history
+    return {"share_spread": float((share.std(-1) > 0).float().mean()),  # all steps' groups
+            "length_spread_first": float((length[0].std(-1) > 0).float().mean()),  # the fixture policy's own groups
+            "below_cap_first": float((length[0] < c.max_new_tokens).float().mean()),
+            "grad_norm": min(x["charts/grad_norm"] for x in h), "digits_std": min(x["rewards/t_digits/std"] for x in h),
+            "conciseness_std_first": h[0]["rewards/conciseness/std"]}
+
+
+def test_fixture_rollouts_vary_inside_groups_and_give_gradients(fx):
+    """Worst cases over train seeds 0-19 x fits 0-1 x kernels default/avx2/avx512 in the comments (120 runs).
+
+    Length spread and the conciseness std are asserted on the first step only: conciseness pulls the
+    policy toward one length within a few updates (that is learning, not a broken fixture).
+    """
+    s = fixture_signal(fx)
+    assert s["share_spread"] >= 0.6, s  # most groups have a digit-share spread (worst 0.875, mean 0.97)
+    assert s["length_spread_first"] >= 0.6, s  # and a length spread (worst 0.875, mean 0.99)
+    assert s["below_cap_first"] > 0.5, s  # most rollouts end before the cap (worst 0.81, mean 0.94)
+    assert s["grad_norm"] > 0.1, s  # every step has a gradient (worst 0.50, mean 0.82)
+    assert s["digits_std"] > 0.03, s  # and a digit-share spread in its batch (worst 0.107, mean 0.23)
+    assert s["conciseness_std_first"] > 0.2, s  # and a length-reward spread at step 1 (worst 0.47, mean 0.50)
 
 
 def digit_share(model, tok, rows, samples=8) -> float:
@@ -40,16 +56,26 @@ def digit_share(model, tok, rows, samples=8) -> float:
     return float(np.mean(REWARDS.get("t_digits")()(g.texts)))
 
 
-@pytest.mark.parametrize("estimator", ["grpo", "rloo"])
-def test_training_on_an_objective_raises_it(fx, estimator):
-    """Six steps on t_digits raise the policy's digit share by more than 0.2 (a flipped sign lowers it)."""
+def raise_digits(fx, estimator: str, seed: int = SEED) -> dict[str, float]:
+    """Eight steps x 8 prompts on t_digits alone: the digit share before/after and the rollouts' reward rise."""
     rows, tok, model = fx
     probe = rows["val"] + rows["train"][:12]
     before = digit_share(model, tok, probe)
     m = learnable()[2]
-    res = train(cfg(objectives=["t_digits"], max_steps=6, estimator=estimator, eval_every=100), "fixed", m, tok,
-                rows["train"], rows["val"], seed=0)
-    after = digit_share(m, tok, probe)
-    assert 0.1 < before < 0.3 and after > before + 0.2, (before, after)
+    res = train(cfg(objectives=["t_digits"], max_steps=8, prompts_per_step=8, estimator=estimator, eval_every=100),
+                "fixed", m, tok, rows["train"], rows["val"], seed=seed)
     r = [h["rewards/t_digits/mean"] for h in res.history]
-    assert np.mean(r[-2:]) > np.mean(r[:2]) + 0.1  # the rollouts' own reward rose too
+    return {"before": before, "after": digit_share(m, tok, probe), "reward_rise": float(np.mean(r[-2:]) - np.mean(r[:2]))}
+
+
+@pytest.mark.parametrize("estimator", ["grpo", "rloo"])
+def test_training_on_an_objective_raises_it(fx, estimator):
+    """Training on t_digits raises the policy's digit share by more than 0.2 (a flipped sign lowers it).
+
+    Over train seeds 0-19 x fits 0-1 x kernels default/avx2/avx512: before 0.17-0.21; gain worst 0.37,
+    mean 0.5; the rollouts' reward rise worst 0.23, mean 0.37. (lr 3e-2 and 6 steps x 4 prompts, this
+    test's earlier setting, lost the digits on ~7% of those runs.)
+    """
+    s = raise_digits(fx, estimator)
+    assert 0.1 < s["before"] < 0.3 and s["after"] > s["before"] + 0.2, s
+    assert s["reward_rise"] > 0.1, s  # the rollouts' own reward rose too

@@ -13,7 +13,8 @@ import torch
 
 from moalign.rl.estimators import combine_advantages, policy_loss
 from moalign.rl.trainer import objective_grads, select_params, train
-from moalign.rl.weighting import GradientBased, HypervolumeGuided, make_weighting
+from moalign.rl.hv_weighting import HypervolumeGuided
+from moalign.rl.weighting import GradientBased, make_weighting
 from tests.rl.learnable import (GradSpy, cfg, completion_logprobs, flat, learnable, oracle_grads, recorded_rollouts,
                                 recording, rollout_rewards)
 

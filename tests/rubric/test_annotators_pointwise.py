@@ -70,7 +70,7 @@ def test_tie_split_is_left_to_the_rubric():
     p, a, s = _samples(60)
     rows = synthetic_pairs(p, a, ["en"] * 60, s, 0.0, 0, max_pairs_per_prompt=4, annotator="honest_working")
     tie = tie_split(rows)
-    assert tie and len(tie) < len(rows)
+    assert tie and len(tie) < len(rows)  # over seeds 0-19: 120 of 240 on every seed
     assert all(r["tie"] == correctness_tie(r) for r in rows)
     assert {r["level"] for r in tie} == {"honesty"} and all(r["level"] == "correct" for r in rows if not r["tie"])
     j, rubric = make_judge("rules"), load_meta_rubric(META)
@@ -89,13 +89,14 @@ def test_balance_length_makes_length_uninformative_on_the_tie_split():
     tie = tie_split(rows)
     longer = sum(len(r["chosen"].split()) > len(r["rejected"].split()) for r in tie)
     shorter = sum(len(r["chosen"].split()) < len(r["rejected"].split()) for r in tie)
-    assert longer == shorter > 0
+    assert longer == shorter > 0  # over seeds 0-19: 90 == 90 on every seed
     # the rules judge's length feature alone predicts none of it; the hidden labels still hold
     length_only = MetaRubric(criteria=[Criterion(name="c", check="answer_matches_reference", tier="fatal"),
                                        Criterion(name="l", check="length", tier="core", direction=-1)])
-    assert agreement(make_judge("rules"), length_only, tie) == pytest.approx(0.5)
+    assert agreement(make_judge("rules"), length_only, tie) == pytest.approx(0.5)  # exactly 0.5, every seed 0-19
     assert all(honest_key(r["chosen"], r["answer"]) > honest_key(r["rejected"], r["answer"]) for r in rows)
     unbalanced = tie_split(synthetic_pairs(p, a, ["en"] * 90, s, 0.0, 0, 4, True, "honest_working"))
+    # over seeds 0-19: mean 0.647, worst (nearest 0.5) 0.594
     assert agreement(make_judge("rules"), length_only, unbalanced) != pytest.approx(0.5)
 
 
@@ -107,7 +108,9 @@ def test_features_alone_cannot_reproduce_hidden_labels():
     j = make_judge("rules")
     best = max(agreement(j, MetaRubric(criteria=[Criterion(name="f", check=f, tier="core", direction=d)]), tie)
                for f in FEATURES.names() for d in (1, -1))
-    assert best < 0.7  # measured 0.575: a clean and a bad-carry working look identical to every feature
+    # a clean and a bad-carry working look identical to every feature: measured 0.575 on this seed;
+    # over seeds 0-19: mean 0.568, worst 0.579
+    assert best < 0.7
 
 
 def test_pointwise_score_hand_computed():

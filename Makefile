@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 STAMP := $(VENV)/.installed
 
-.PHONY: setup repro repro-real test test-fast test-kernels flow ui bench clean real-model report reference browser
+.PHONY: setup repro repro-real test test-fast test-kernels plots flow ui bench clean real-model report reference browser
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -53,6 +53,10 @@ test-fast: setup
 
 flow: setup
 	HF_HUB_OFFLINE=1 $(BIN)/python -m flows.pipeline run
+
+# every plot of dvc.yaml as one offline page (dvc_plots/index.html; Vega inline, no CDN)
+plots: setup
+	$(BIN)/moalign plots
 
 ui: setup
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db

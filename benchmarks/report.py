@@ -3,7 +3,9 @@
 Every table of numbers in the two READMEs sits between markers ``<!-- report:NAME -->`` and
 ``<!-- /report:NAME -->`` and is produced here from a committed file (the file is named under the
 table). ``python benchmarks/report.py`` rewrites the blocks; ``--check`` exits 1 and names the blocks
-that differ (tests/test_report.py runs it in CI), so a README number cannot drift from its file.
+that differ (tests/test_report.py runs it in CI), so a README number cannot drift from its file; it
+also recomputes the files derived from raw records (the weighting study's summary.json and
+chosen.json: :func:`derived`) and fails when a record or a derived file was edited by hand.
 
     python benchmarks/report.py            # or: make report
     python benchmarks/report.py --check
@@ -44,6 +46,43 @@ def render(text: str, blocks: dict[str, Callable[[Path], str]], root: Path) -> t
     return MARK.sub(sub, text), changed
 
 
+STUDY = "benchmarks/results/weighting_study"
+
+
+def _close(a, b, tol: float = 1e-9) -> bool:
+    """Equal JSON values, floats to a relative ``tol``."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_close(a[k], b[k], tol) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_close(x, y, tol) for x, y in zip(a, b))
+    if isinstance(a, float) or isinstance(b, float):
+        return isinstance(a, (int, float)) and isinstance(b, (int, float)) and abs(a - b) <= tol * max(1.0, abs(a), abs(b))
+    return a == b
+
+
+def derived(root: Path) -> list[str]:
+    """Committed files computed from raw records, recomputed from them: the paths that differ.
+
+    ``calibration/chosen.json`` = ``weighting_study.choose(calibration/runs.jsonl)``; ``summary.json`` =
+    ``study_summary.summarise`` of ``study/runs.jsonl`` (with that chosen.json). A hand edit of a raw record
+    or of a derived file fails the check.
+    """
+    import study_summary
+    import weighting_study
+
+    out, bad = root / STUDY, []
+    cal, chosen = out / "calibration/runs.jsonl", out / "calibration/chosen.json"
+    if chosen.exists():
+        runs = study_summary._runs(cal)
+        if not runs or not _close(json.loads(json.dumps(weighting_study.choose(runs))), json.loads(chosen.read_text())):
+            bad.append(f"{STUDY}/calibration/chosen.json")
+    if (out / "summary.json").exists():
+        if not (out / "study/runs.jsonl").exists() or not _close(study_summary.summarise(out, write=False),
+                                                                 json.loads((out / "summary.json").read_text())):
+            bad.append(f"{STUDY}/summary.json")
+    return bad
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--check", action="store_true", help="exit 1 if a block differs from its files")
@@ -59,6 +98,11 @@ def main(argv: list[str] | None = None) -> int:
             path.write_text(text)
     if a.check and stale:
         print("stale report blocks (run `python benchmarks/report.py`): " + ", ".join(stale), file=sys.stderr)
+        return 1
+    bad = derived(root) if a.check else []
+    if bad:
+        print("files that their raw records no longer give (rerun `python benchmarks/weighting_study.py summary`, "
+              "or restore the records): " + ", ".join(bad), file=sys.stderr)
         return 1
     print(("rewrote: " + ", ".join(stale)) if stale and not a.check else "report blocks up to date")
     return 0

@@ -149,21 +149,33 @@ def study(root: Path) -> str:
     return "\n".join(lines)
 
 
+def _test(t: dict | None, label: str = "paired diff") -> str:
+    if not t or t.get("p") is None:
+        return "no test (fewer than 2 seeds)"
+    lo, hi = t["ci95"]
+    return f"{label} {t['mean']:+.4f}, 95% CI [{lo:+.4f}, {hi:+.4f}], p = {t['p']:.3f} (n = {t['n']})"
+
+
 def decisions(root: Path) -> str:
     s = _load(root, STUDY)
     if s is None:
         return _missing(STUDY, STUDY_CMD)
-    lines = ["| goal | pick | evidence (mean ± sd over seeds) |", "|---|---|---|"]
+    lines = ["| goal | pick | evidence (mean ± sd over seeds; paired t-test over seeds) |", "|---|---|---|"]
+    alpha = None
     for d in s["decisions"]:
+        alpha = d.get("alpha", alpha)
         if d["metric"] == "hv_diff":
-            ev = f"test HV difference {d['mean']:+.4f} ± {d['sd']:.4f}, better on {d['wins']}/{d['n']} seeds"
+            ev = f"test HV better on {d['wins']}/{d['n']} seeds; {_test(d.get('test'))}"
         else:
-            ev = f"{d['metric']} {d['mean']:.3f} ± {d['sd']:.3f}"
+            ev = (f"{d['metric']} {d['mean']:.3f} ± {d['sd']:.3f} vs runner-up {d['runner_up']} "
+                  f"{d['runner_up_mean']:.3f}; {_test(d.get('test'), 'paired advantage')}")
         lines.append(f"| {d['goal']} | **{d['pick']}** | {ev} |")
     lines.append("")
-    lines.append(f"Source: `{STUDY}`, computed by benchmarks/study_summary.py `decisions()`: a dynamic strategy "
-                 "\"beats\" the best fixed preset when its paired mean HV difference is positive, larger than its "
-                 "standard error, and positive on a majority of seeds.")
+    lines.append(f"Source: `{STUDY}`, computed by benchmarks/study_summary.py `decisions()` with one rule for every "
+                 f"row: a two-sided paired t-test over the reporting seeds at alpha = {alpha}. A pick is named when "
+                 "it beats the runner-up significantly, else the row says tie; a dynamic strategy \"beats\" the best "
+                 "fixed preset (yes), loses to it (no), or ties. `benchmarks/report.py --check` recomputes this file "
+                 "from the raw records.")
     return "\n".join(lines)
 
 

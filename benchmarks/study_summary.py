@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 PRESETS = ["fixed-accuracy", "fixed-balanced", "fixed-efficiency"]
+ALPHA = 0.05  # the one decision rule: a two-sided paired t-test over seeds at this level (see decisions())
 
 
 def _runs(path: Path) -> list[dict]:
@@ -75,25 +76,64 @@ def paired(runs: list[dict], best: str) -> dict[str, dict]:
     return out
 
 
-def decisions(tab: dict, pair: dict, best: str) -> list[dict]:
-    """Rows of the README's decision table, each computed from the study (goal, pick, evidence)."""
+def paired_test(diffs) -> dict:
+    """Paired differences over seeds: mean, sd, n, wins, the two-sided one-sample t-test of mean 0 and its 95% interval."""
+    from scipy import stats
+
+    d = np.asarray(diffs, dtype=float)
+    out = {**_ms(d), "wins": int((d > 0).sum())}
+    if len(d) < 2:
+        return {**out, "t": None, "p": None, "ci95": None}
+    if not d.std(ddof=1) > 0:  # the same difference on every seed: certain if it is not 0
+        return {**out, "t": None, "p": 0.0 if out["mean"] else 1.0, "ci95": [out["mean"], out["mean"]]}
+    t = stats.ttest_1samp(d, 0.0)
+    half = float(stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d)))
+    return {**out, "t": float(t.statistic), "p": float(t.pvalue), "ci95": [out["mean"] - half, out["mean"] + half]}
+
+
+def verdict(test: dict, alpha: float = ALPHA) -> str:
+    """yes (significantly > 0), no (significantly < 0) or tie (the interval holds 0, or too few seeds to test)."""
+    if test["p"] is None or test["p"] >= alpha:
+        return "tie"
+    return "yes" if test["mean"] > 0 else "no"
+
+
+def _diffs(runs: list[dict], a: str, b: str, get) -> list[float]:
+    by = {(r["strategy"], r["seed"]): r for r in runs}
+    return [get(by[(a, s)]) - get(by[(b, s)]) for s in sorted({r["seed"] for r in runs}) if (a, s) in by and (b, s) in by]
+
+
+def decisions(runs: list[dict], tab: dict, best: str, alpha: float = ALPHA) -> list[dict]:
+    """Rows of the README's decision table, each decided by one rule: a two-sided paired t-test over seeds.
+
+    "pick" rows: the best strategy by mean, tested against the runner-up; when the difference is not
+    significant at ``alpha`` the row says ``tie`` and names both. "beats" rows: each dynamic strategy's
+    test-HV difference with the best fixed preset: yes, no (significantly worse) or tie.
+    """
+    objs = runs[0]["objectives"]
+    getters = {"accuracy": lambda r: r["point"][objs.index("accuracy")], "length": lambda r: r["length"],
+               "hypervolume": lambda r: r["hypervolume"]}
     rows = []
-    acc = max(tab, key=lambda s: tab[s]["accuracy"]["mean"])
-    short = min(tab, key=lambda s: tab[s]["length"]["mean"])
-    hv = max(tab, key=lambda s: tab[s]["hypervolume"]["mean"])
-    rows.append({"goal": "highest accuracy", "pick": acc, "mean": tab[acc]["accuracy"]["mean"],
-                 "sd": tab[acc]["accuracy"]["sd"], "metric": "accuracy"})
-    rows.append({"goal": "shortest answers", "pick": short, "mean": tab[short]["length"]["mean"],
-                 "sd": tab[short]["length"]["sd"], "metric": "length"})
-    rows.append({"goal": "largest hypervolume (all three objectives)", "pick": hv, "mean": tab[hv]["hypervolume"]["mean"],
-                 "sd": tab[hv]["hypervolume"]["sd"], "metric": "hypervolume"})
-    for s in ("hypervolume", "gradient", "hypervolume-paper", "gradient-paper"):
-        if s not in pair or pair[s]["hypervolume"] is None:
+    for goal, metric, sign in (("highest accuracy", "accuracy", 1), ("shortest answers", "length", -1),
+                               ("largest hypervolume (all three objectives)", "hypervolume", 1)):
+        if metric == "accuracy" and "accuracy" not in objs:
             continue
-        p = pair[s]["hypervolume"]
-        helps = p["mean"] > 0 and p["wins"] > len(pair[s]["seeds"]) / 2 and p["mean"] > p["sd"] / np.sqrt(max(p["n"], 1))
-        rows.append({"goal": f"does {s} beat {best} (test HV, paired)?", "pick": "yes" if helps else "no",
-                     "mean": p["mean"], "sd": p["sd"], "wins": p["wins"], "n": p["n"], "metric": "hv_diff"})
+        order = sorted(tab, key=lambda s: -sign * tab[s][metric]["mean"])
+        top, second = order[0], order[1] if len(order) > 1 else None
+        test = paired_test([sign * x for x in _diffs(runs, top, second, getters[metric])]) if second else None
+        v = verdict(test, alpha) if test else "yes"
+        rows.append({"goal": goal, "pick": top if v == "yes" else f"tie: {top}, {second}", "metric": metric,
+                     "strategy": top, "runner_up": second, "mean": tab[top][metric]["mean"], "sd": tab[top][metric]["sd"],
+                     "runner_up_mean": tab[second][metric]["mean"] if second else None, "test": test, "alpha": alpha})
+    for s in tab:
+        if s.startswith("fixed"):
+            continue
+        test = paired_test(_diffs(runs, s, best, getters["hypervolume"]))
+        if not test["n"]:
+            continue
+        rows.append({"goal": f"does {s} beat {best} (test HV, paired)?", "pick": verdict(test, alpha),
+                     "metric": "hv_diff", "strategy": s, "mean": test["mean"], "sd": test["sd"], "wins": test["wins"],
+                     "n": test["n"], "test": test, "alpha": alpha})
     return rows
 
 
@@ -134,8 +174,12 @@ def figures(runs: list[dict], tab: dict, out: Path) -> None:
     plt.close(fig)
 
 
-def summarise(out: Path) -> dict:
+def summarise(out: Path, write: bool = True) -> dict:
+    """summary.json from the study's runs.jsonl (and calibration/chosen.json); ``write=False`` only computes it."""
+    from moalign.provenance import same_config
+
     runs = _runs(out / "study" / "runs.jsonl")
+    same_config(runs, str(out / "study" / "runs.jsonl"))  # records made with other settings are never averaged
     if not runs:
         raise SystemExit(f"no study runs in {out / 'study'}: run the study phase first")
     tab = table(runs)
@@ -146,7 +190,10 @@ def summarise(out: Path) -> dict:
         if (out / "calibration" / "chosen.json").exists() else {}
     summary = {"objectives": runs[0]["objectives"], "steps": runs[0]["steps"], "best_fixed": best,
                "seeds": sorted({r["seed"] for r in runs}), "table": tab, "paired": pair,
-               "decisions": decisions(tab, pair, best), "calibration": chosen}
+               "decisions": decisions(runs, tab, best), "calibration": chosen}
+    summary = json.loads(json.dumps(summary))  # the JSON form (tuples -> lists), as the committed file holds it
+    if not write:
+        return summary
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     figures(runs, tab, out)
     print(json.dumps({s: {k: tab[s][k]["mean"] for k in ("accuracy", "length", "hypervolume")} for s in tab}, indent=1))

@@ -80,9 +80,13 @@ def one_run(job: dict) -> dict:
 
     torch.set_num_threads(job["threads"])
     torch.manual_seed(job["seed"])
-    raw = load_params(ROOT / "params.yaml").section("train")
-    raw = _merge(raw, {"max_steps": job["steps"], **job["over"]})
-    cfg = TrainConfig(**raw)
+    from moalign.provenance import provenance
+
+    base = _merge(load_params(ROOT / "params.yaml").section("train"), {"max_steps": job["steps"]})
+    cfg = TrainConfig(**_merge(base, job["over"]))
+    # what every run of one study shares (the strategy's own knob and the seed vary, and are in the record)
+    shared = {"train": TrainConfig(**base).model_dump(), "split": job["split"], "rows": job["rows"],
+              "samples": job["samples"], "sft": _tree_hash(ROOT / "models/sft")}
     sft = ROOT / "models/sft"
     tok, policy = load_tokenizer(sft), load_policy(sft)
     ref = copy.deepcopy(policy).eval().requires_grad_(False) if cfg.kl_coef > 0 else None
@@ -100,7 +104,20 @@ def one_run(job: dict) -> dict:
             "weights": res.weights, "degenerate": res.degenerate,
             "validation": [{"step": v["step"], "point": v["point"], "hypervolume": v.get("hypervolume", 0.0)}
                            for v in res.validation],
-            "rollout_length": [h["charts/completion_length"] for h in res.history]}
+            "rollout_length": [h["charts/completion_length"] for h in res.history],
+            "provenance": provenance(shared, ROOT, rows=len(rows), decodes=job["samples"], split=job["split"],
+                                     overrides=job["over"], sft_sha256=shared["sft"])}
+
+
+def _tree_hash(d: Path) -> str:
+    """sha256 of a folder's files (names and bytes), first 16 hex digits: which SFT policy a run started from."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for p in sorted(x for x in d.rglob("*") if x.is_file()):
+        h.update(str(p.relative_to(d)).encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()[:16]
 
 
 def _execute(jobs: list[dict], log: RunLog, n: int) -> None:

@@ -4,6 +4,7 @@
     moalign rubric review [--proposals data/rubric/proposals.json] [--accepted rubrics/accepted.yaml]
     moalign model install smollm2-135m-instruct [--dest models/smollm2-135m-instruct]
     moalign reference compare|save            # your run beside the committed reference (moalign/reference.py)
+    moalign plots [show|diff] [dvc args]      # dvc plots with Vega inline: works offline (moalign/plots_html.py)
 """
 
 from __future__ import annotations
@@ -31,12 +32,17 @@ def main(argv: list[str] | None = None) -> int:
     mi.add_argument("name", help="e.g. smollm2-135m-instruct")
     mi.add_argument("--dest", default=None, help="default: models/<name>")
     sub.add_parser("reference", help="your run beside the committed reference run (compare | save)", add_help=False)
+    sub.add_parser("plots", help="dvc plots show/diff as an offline page (Vega inline)", add_help=False)
     if argv is None:
         argv = sys.argv[1:]
     if argv[:1] == ["reference"]:
         from moalign.reference import main as reference_main
 
         return reference_main(argv[1:])
+    if argv[:1] == ["plots"]:
+        from moalign.plots_html import main as plots_main
+
+        return plots_main(argv[1:])
     a = ap.parse_args(argv)
     if a.cmd == "model":
         from moalign.errors import StageError

@@ -18,8 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -45,19 +43,10 @@ def copy_results(src: Path, dest: Path) -> None:
             shutil.copy2(s, dest / rel)
 
 
-def machine() -> dict:
-    """Where a run happened: CPUs, platform, torch's version and CPU kernels, CUDA."""
-    import torch
-
-    cap = getattr(torch.backends.cpu, "get_cpu_capability", lambda: "unknown")()
-    return {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-            "torch": torch.__version__, "cpu_capability": cap, "cuda": torch.cuda.is_available()}
-
-
 def save(src: Path = Path("."), dest: Path = REFERENCE) -> Path:
     """Snapshot the run in ``src`` into ``dest`` (replacing it atomically) with a ``run.json`` of its provenance."""
     from moalign.io import atomic_path
-    from moalign.tracking import git_commit
+    from moalign.provenance import git_commit_of, machine, versions
 
     if not (src / "metrics/evaluate.json").exists():
         raise FileNotFoundError(f"{src / 'metrics/evaluate.json'} not found: run `dvc repro` first")
@@ -65,8 +54,9 @@ def save(src: Path = Path("."), dest: Path = REFERENCE) -> Path:
                             "params.yaml", "dvc.yaml"], cwd=src, capture_output=True, text=True).stdout.strip()
     with atomic_path(dest) as tmp:
         copy_results(src, tmp)
-        run = {"git_commit": git_commit(), "code_dirty": bool(dirty), "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-               "machine": machine(), "command": "dvc repro (params.yaml), then moalign reference save"}
+        run = {"git_commit": git_commit_of(src), "code_dirty": bool(dirty), "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+               "machine": machine(), "versions": versions(),
+               "command": "dvc repro (params.yaml), then moalign reference save"}
         (tmp / "run.json").write_text(json.dumps(run, indent=2) + "\n")
     return dest
 
@@ -123,7 +113,7 @@ def report(root: Path = Path("."), ref: Path = REFERENCE) -> str:
                     f"{(info.get('machine') or {}).get('cpu_capability', '?')} kernels, {info.get('date', '?')}).")
         body = compare(run, refm)
     tail = ["Plots: plots/evaluate/pareto.png, plots/train/<strategy>/weights.png; all curves: "
-            "`dvc plots show` (HTML in dvc_plots/index.html).",
+            "`make plots` (offline page in dvc_plots/index.html).",
             "Compare the runs in MLflow: `mlflow ui --backend-store-uri sqlite:///mlflow.db` "
             "(experiment moalign, tick the train@* runs, Compare)."]
     return "\n".join(head + body + tail)

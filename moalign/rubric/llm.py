@@ -311,8 +311,9 @@ class HFJudge(LLMJudge):
                 raise
             self.fallbacks += 1
             if self.fallbacks == 1 or self.fallbacks % 100 == 0:
+                why = str(e).removeprefix(f"{self.where()}: ").split(". Fix:")[0]  # the cause, once, whole
                 log.warning("%s: no usable reply (%s); verdict from the A/B/tie choice fallback (%d so far)",
-                            self.where(), str(e)[:120], self.fallbacks)
+                            self.where(), why, self.fallbacks)
             return [self.choose(prompt)]
 
     def complete(self, prompt: str) -> str:

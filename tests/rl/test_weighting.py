@@ -7,8 +7,9 @@ import torch
 from moalign.pareto import hypervolume
 from moalign.rl.config import TrainConfig
 from moalign.rl.estimators import combine_advantages, policy_loss
+from moalign.rl.hv_weighting import shapley_split
 from moalign.rl.weighting import (WEIGHTINGS, WeightingConfig, hv_gain, influence, make_weighting, mirror_descent,
-                                  parse_strategy, shapley_split)
+                                  parse_strategy)
 from moalign.schema import ParamsError, validate_section
 
 OBJ = ["accuracy", "conciseness", "clarity"]

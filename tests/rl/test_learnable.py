@@ -43,8 +43,8 @@ def test_fixture_rollouts_vary_inside_groups_and_give_gradients(fx):
     s = fixture_signal(fx)
     assert s["share_spread"] >= 0.6, s  # most groups have a digit-share spread (worst 0.875, mean 0.97)
     assert s["length_spread_first"] >= 0.6, s  # and a length spread (worst 0.875, mean 0.99)
-    assert s["below_cap_first"] > 0.5, s  # most rollouts end before the cap (worst 0.81, mean 0.94)
-    assert s["grad_norm"] > 0.1, s  # every step has a gradient (worst 0.50, mean 0.82)
+    assert s["below_cap_first"] > 0.5, s  # most rollouts end before the cap (worst 0.78, mean 0.95)
+    assert s["grad_norm"] > 0.1, s  # every step has a gradient (worst 0.60, mean 0.82)
     assert s["digits_std"] > 0.03, s  # and a digit-share spread in its batch (worst 0.107, mean 0.23)
     assert s["conciseness_std_first"] > 0.2, s  # and a length-reward spread at step 1 (worst 0.47, mean 0.50)
 
@@ -57,12 +57,12 @@ def digit_share(model, tok, rows, samples=8) -> float:
 
 
 def raise_digits(fx, estimator: str, seed: int = SEED) -> dict[str, float]:
-    """Eight steps x 8 prompts on t_digits alone: the digit share before/after and the rollouts' reward rise."""
+    """Eight steps x 16 prompts x 4 rollouts on t_digits alone: the digit share before/after, the reward rise."""
     rows, tok, model = fx
     probe = rows["val"] + rows["train"][:12]
     before = digit_share(model, tok, probe)
     m = learnable()[2]
-    res = train(cfg(objectives=["t_digits"], max_steps=8, prompts_per_step=8, estimator=estimator, eval_every=100),
+    res = train(cfg(objectives=["t_digits"], max_steps=8, prompts_per_step=16, estimator=estimator, eval_every=100),
                 "fixed", m, tok, rows["train"], rows["val"], seed=seed)
     r = [h["rewards/t_digits/mean"] for h in res.history]
     return {"before": before, "after": digit_share(m, tok, probe), "reward_rise": float(np.mean(r[-2:]) - np.mean(r[:2]))}

@@ -151,6 +151,8 @@ def decision_table(summary: dict) -> list[str]:
     for d in summary["decisions"]:
         if d["metric"] == "hv_diff":
             ev = f"test HV better on {d['wins']}/{d['n']} seeds; {_test_md(d.get('test'))}"
+        elif d.get("runner_up") is None:  # a study of one strategy
+            ev = f"{d['metric']} {d['mean']:.3f} ± {d['sd']:.3f}; the only strategy"
         else:
             ev = (f"{d['metric']} {d['mean']:.3f} ± {d['sd']:.3f} vs runner-up {d['runner_up']} "
                   f"{d['runner_up_mean']:.3f}; {_test_md(d.get('test'), 'paired advantage')}")
@@ -177,7 +179,8 @@ def figures(runs: list[dict], tab: dict, out: Path) -> None:
             ax.fill_between(x, w[:, :, k].min(0), w[:, :, k].max(0), color=f"C{i}", alpha=0.2)
         ax.set_title(f"weight of {o} (mean, min-max over seeds)")
         ax.set_xlabel("step")
-    np.atleast_1d(axes)[0].legend(fontsize=7)
+    if dyn:
+        np.atleast_1d(axes)[0].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out / "weights.png", dpi=110)
     plt.close(fig)

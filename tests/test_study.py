@@ -163,3 +163,14 @@ def test_dask_local_cluster_of_two_workers(repo, harness, monkeypatch, tmp_path)
                           "ORDER BY start_time DESC LIMIT 1)").fetchone()[0]
     assert kids == 2
     shutil.rmtree(out)
+
+
+def test_overrides_parse_as_dvc_exp_run_s():
+    from moalign.study import apply_sets, held_out_val
+
+    raw = apply_sets({"train": {"lr": 0.1, "weighting": {"hv_scale": 3.0}}},
+                     ["train.lr=1e-4", "train.weighting.hv_scale=10", "train.strategies=[fixed-accuracy,gradient]"])
+    assert raw == {"train": {"lr": 1e-4, "weighting": {"hv_scale": 10}, "strategies": ["fixed-accuracy", "gradient"]}}
+    assert held_out_val(list(range(6)), 4) == ([4, 5], 4)
+    with pytest.raises(ValueError, match="train.val_rows"):
+        held_out_val(list(range(4)), 4)

@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 STAMP := $(VENV)/.installed
 
-.PHONY: setup repro repro-real test test-fast test-kernels plots flow ui bench clean real-model report reference browser
+.PHONY: setup repro repro-real test test-fast test-kernels plots flow ui bench clean real-model report reference browser study
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -64,6 +64,11 @@ ui: setup
 # README/benchmarks tables from the committed result files (tests/test_report.py checks they match)
 report: setup
 	$(BIN)/python benchmarks/report.py
+
+# which weighting should a user pick, on this project's models/sft and data (README "Run the study on your own
+# model and data"); results in results/study/default, resumable, one MLflow parent run
+study: setup
+	HF_HUB_OFFLINE=1 $(BIN)/moalign study run -S train.max_steps=40 --seeds 0 1 2 --tuning-seeds 100 101
 
 bench: setup
 	$(BIN)/python benchmarks/rl_throughput.py

@@ -63,18 +63,18 @@ def _close(a, b, tol: float = 1e-9) -> bool:
 def derived(root: Path) -> list[str]:
     """Committed files computed from raw records, recomputed from them: the paths that differ.
 
-    ``calibration/chosen.json`` = ``weighting_study.choose(calibration/runs.jsonl)``; ``summary.json`` =
-    ``study_summary.summarise`` of ``study/runs.jsonl`` (with that chosen.json). A hand edit of a raw record
+    ``calibration/chosen.json`` = ``moalign.study.choose(calibration/runs.jsonl)``; ``summary.json`` =
+    ``moalign.study_summary.summarise`` of ``study/runs.jsonl`` (with that chosen.json). A hand edit of a raw record
     or of a derived file fails the check.
     """
-    import study_summary
-    import weighting_study
+    from moalign import study_summary
+    from moalign.study import choose
 
     out, bad = root / STUDY, []
     cal, chosen = out / "calibration/runs.jsonl", out / "calibration/chosen.json"
     if chosen.exists():
         runs = study_summary._runs(cal)
-        if not runs or not _close(json.loads(json.dumps(weighting_study.choose(runs))), json.loads(chosen.read_text())):
+        if not runs or not _close(json.loads(json.dumps(choose(runs))), json.loads(chosen.read_text())):
             bad.append(f"{STUDY}/calibration/chosen.json")
     if (out / "summary.json").exists():
         if not (out / "study/runs.jsonl").exists() or not _close(study_summary.summarise(out, write=False),
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     bad = derived(root) if a.check else []
     if bad:
-        print("files that their raw records no longer give (rerun `python benchmarks/weighting_study.py summary`, "
+        print("files that their raw records no longer give (rerun `moalign study summary --out benchmarks/results/weighting_study`, "
               "or restore the records): " + ", ".join(bad), file=sys.stderr)
         return 1
     print(("rewrote: " + ", ".join(stale)) if stale and not a.check else "report blocks up to date")

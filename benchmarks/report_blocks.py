@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Callable
 
+from moalign.study_summary import decision_table
 from report_fmt import _load, _missing, _msd, _runs, f3, pm  # noqa: F401  (the one loader and formatter)
 
 REF = "results/reference"  # the reference run README renders (moalign/reference.py); `dvc repro` never writes it
@@ -118,7 +119,7 @@ def rubric(root: Path) -> str:
 # ---- the weighting study -----------------------------------------------------------------------------------
 
 STUDY = "benchmarks/results/weighting_study/summary.json"
-STUDY_CMD = "python benchmarks/weighting_study.py summary"
+STUDY_CMD = "moalign study summary --out benchmarks/results/weighting_study"
 
 
 def study(root: Path) -> str:
@@ -149,29 +150,14 @@ def study(root: Path) -> str:
     return "\n".join(lines)
 
 
-def _test(t: dict | None, label: str = "paired diff") -> str:
-    if not t or t.get("p") is None:
-        return "no test (fewer than 2 seeds)"
-    lo, hi = t["ci95"]
-    return f"{label} {t['mean']:+.4f}, 95% CI [{lo:+.4f}, {hi:+.4f}], p = {t['p']:.3f} (n = {t['n']})"
-
-
 def decisions(root: Path) -> str:
     s = _load(root, STUDY)
     if s is None:
         return _missing(STUDY, STUDY_CMD)
-    lines = ["| goal | pick | evidence (mean ± sd over seeds; paired t-test over seeds) |", "|---|---|---|"]
-    alpha = None
-    for d in s["decisions"]:
-        alpha = d.get("alpha", alpha)
-        if d["metric"] == "hv_diff":
-            ev = f"test HV better on {d['wins']}/{d['n']} seeds; {_test(d.get('test'))}"
-        else:
-            ev = (f"{d['metric']} {d['mean']:.3f} ± {d['sd']:.3f} vs runner-up {d['runner_up']} "
-                  f"{d['runner_up_mean']:.3f}; {_test(d.get('test'), 'paired advantage')}")
-        lines.append(f"| {d['goal']} | **{d['pick']}** | {ev} |")
+    lines = decision_table(s)  # the one rendering, shared with `moalign study`'s decisions.md
+    alpha = next((d["alpha"] for d in reversed(s["decisions"]) if "alpha" in d), None)
     lines.append("")
-    lines.append(f"Source: `{STUDY}`, computed by benchmarks/study_summary.py `decisions()` with one rule for every "
+    lines.append(f"Source: `{STUDY}`, computed by moalign/study_summary.py `decisions()` with one rule for every "
                  f"row: a two-sided paired t-test over the reporting seeds at alpha = {alpha}. A pick is named when "
                  "it beats the runner-up significantly, else the row says tie; a dynamic strategy \"beats\" the best "
                  "fixed preset (yes), loses to it (no), or ties. `benchmarks/report.py --check` recomputes this file "
@@ -184,7 +170,7 @@ def calibration(root: Path) -> str:
     c = s.get("calibration") if s else _load(root, "benchmarks/results/weighting_study/calibration/chosen.json")
     if not c:
         return _missing("benchmarks/results/weighting_study/calibration/chosen.json",
-                        "python benchmarks/weighting_study.py calibrate")
+                        "python benchmarks/weighting_study.py")
     lines = ["| strategy | knob | grid: mean validation HV (sd) over tuning seeds | chosen | authors' value |",
              "|---|---|---|---|---|"]
     for n, x in c.items():

@@ -5,6 +5,7 @@
     moalign model install smollm2-135m-instruct [--dest models/smollm2-135m-instruct]
     moalign reference compare|save            # your run beside the committed reference (moalign/reference.py)
     moalign plots [show|diff] [dvc args]      # dvc plots with Vega inline: works offline (moalign/plots_html.py)
+    moalign study run [-S key=value ...] [--dask]  # which weighting should a user pick? (moalign/study.py, flows/study.py)
 """
 
 from __future__ import annotations
@@ -33,12 +34,17 @@ def main(argv: list[str] | None = None) -> int:
     mi.add_argument("--dest", default=None, help="default: models/<name>")
     sub.add_parser("reference", help="your run beside the committed reference run (compare | save)", add_help=False)
     sub.add_parser("plots", help="dvc plots show/diff as an offline page (Vega inline)", add_help=False)
+    sub.add_parser("study", help="the weighting study on your model and data (run | summary)", add_help=False)
     if argv is None:
         argv = sys.argv[1:]
     if argv[:1] == ["reference"]:
         from moalign.reference import main as reference_main
 
         return reference_main(argv[1:])
+    if argv[:1] == ["study"]:
+        from flows.study import main as study_main
+
+        return study_main(argv[1:])
     if argv[:1] == ["plots"]:
         from moalign.plots_html import main as plots_main
 

@@ -174,9 +174,9 @@ class Tracker:
 @contextmanager
 def stage_run(
     stage: str, tracking: Any, params: dict[str, Any], run_name: str | None = None,
-    tags: dict[str, str] | None = None,
+    tags: dict[str, str] | None = None, parent_run_id: str | None = None,
 ) -> Iterator[Tracker]:
-    """Open the MLflow run of ``stage`` (nested under ``$MOALIGN_PARENT_RUN_ID`` when set)."""
+    """Open the MLflow run of ``stage`` (nested under ``parent_run_id``, else ``$MOALIGN_PARENT_RUN_ID`` when set)."""
     if not tracking.enabled:
         yield Tracker(None)
         return
@@ -198,7 +198,7 @@ def stage_run(
 
         mlflow.set_tracking_uri(tracking.uri)
         mlflow.set_experiment(tracking.experiment)
-        parent = os.environ.get(PARENT_ENV)
+        parent = parent_run_id or os.environ.get(PARENT_ENV)
         all_tags = {"moalign.stage": stage, "moalign.git_commit": git_commit(), **(tags or {})}
         mlflow.start_run(run_name=run_name or stage, tags=all_tags, parent_run_id=parent or None)
     except Exception as e:  # noqa: BLE001 - tracking store down or misconfigured

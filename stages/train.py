@@ -12,29 +12,25 @@ can resume from it.
 
 from __future__ import annotations
 
-import copy
 import csv
 import io
 import logging
 import os
 from pathlib import Path
 
-import datasets
 import numpy as np
 import torch
 
 from moalign import checkpoint
 from moalign.config import Params, flatten
-from moalign.guards import warn_pretrained
 from moalign.io import atomic_path, write_json, write_text
-from moalign.modeling import load_tokenizer, resolve_device, resolve_dtype, trainable_policy
+from moalign.modeling import resolve_device, resolve_dtype
 from moalign.plots import plot_curves
+from moalign.rl.run import SFT, load_sft, training_rows
 from moalign.rl.trainer import TrainResult, train
 from moalign.tracking import stage_run
 from stages._edge import seed_everything, stage_main
 
-SFT = Path("models/sft")
-PREPARED = Path("data/prepared")
 log = logging.getLogger("moalign.train")
 
 
@@ -68,13 +64,9 @@ def run(params: Params, strategy: str) -> dict[str, float]:
     # one MLflow run per strategy: ranks > 0 track nothing
     tracking = base.tracking if acc.is_main_process else base.tracking.model_copy(update={"enabled": False})
     with stage_run("train", tracking, logged, run_name=f"train@{strategy}", tags=tags) as tr:
-        tok = load_tokenizer(SFT)
-        model = trainable_policy(SFT, dtype=dtype).to(acc.device)  # + fresh LoRA adapters when SFT used LoRA
-        warn_pretrained("train", bool(params.prepare.model.name_or_path), cfg.lr, hasattr(model, "peft_config"),
-                        model, acc.device)
-        ref = copy.deepcopy(model).eval().requires_grad_(False) if cfg.kl_coef > 0 else None
-        train_rows = list(datasets.load_from_disk(str(PREPARED / "train")))
-        val_rows = list(datasets.load_from_disk(str(PREPARED / "val")))[: cfg.val_rows]
+        # the one loading path, shared with `moalign study` (moalign/rl/run.py)
+        tok, model, ref = load_sft(params, cfg, acc.device, dtype)
+        train_rows, val_rows = training_rows(cfg)
         fp = checkpoint.fingerprint({"train": params.section("train"), "strategy": strategy, "seed": base.seed,
                                      "sft": (SFT / "model.safetensors").stat().st_mtime_ns
                                      if (SFT / "model.safetensors").exists() else 0})

@@ -5,8 +5,8 @@
 
 Each (kernel, fit) runs in its own process (``ATEN_CPU_CAPABILITY`` is read once, when torch loads;
 ``MOALIGN_TEST_SEED`` seeds the fixture's fit) and measures, per train seed, what
-tests/rl/test_learnable.py and the two-process test (tests/stages/test_multiprocess.py, here on one
-process with its 2 x 4 prompts as 8) assert. Prints mean / worst per quantity and writes the rows to
+tests/rl/test_learnable.py, tests/rl/test_trainer_oracle.py and the two-process test
+(tests/stages/test_multiprocess.py, here on one process with its 2 x 4 prompts as 8) assert. Prints mean / worst per quantity and writes the rows to
 ``--out`` (JSON lines). Not a test: it takes ~15 min on 2 cores; run it after changing the fixture.
 """
 
@@ -21,8 +21,45 @@ from pathlib import Path
 
 WORST = {"min": ["share_spread", "length_spread_first", "below_cap_first", "grad_norm", "digits_std",
                  "conciseness_std_first", "gain", "reward_rise", "mp_grad_norm", "mp_digits_std",
-                 "mp_conciseness_std_first", "mp_influence", "mp_weights_moved"],
-         "max": ["before"]}
+                 "mp_conciseness_std_first", "mp_influence", "mp_weights_moved", "oracle_norm", "oracle_rel"],
+         "max": ["before", "clip_part_over_full", "clip_full_letters"]}
+
+
+def oracle(fx, seed: int) -> dict[str, float]:
+    """tests/rl/test_trainer_oracle.py's quantities on the first step's rollouts of ``seed``."""
+    import torch
+
+    from moalign.rl.trainer import select_params, train
+    from tests.rl.learnable import cfg, flat, learnable, oracle_grads, recorded_rollouts, recording
+    from tests.rl.test_trainer_oracle import OBJ, SETTINGS, W, oracle_objective_grads, rel
+
+    rows, tok, model = fx
+    with recording() as rec:
+        train(cfg(objectives=OBJ, weighting={"weights": W}, max_steps=1, eval_every=100, generation_backend="t_record"),
+              "fixed", learnable()[2], tok, rows["train"], rows["val"], seed=seed)
+    (g,) = recorded_rollouts(rec, rows["train"])
+    gs = {s: flat(oracle_grads(model, cfg(objectives=OBJ, weighting={"weights": W}, estimator=s[0], aggregation=s[1],
+                                          std=s[2]), g, torch.tensor(W))) for s in SETTINGS}
+    rels = []  # the pairs the oracle tests assert differ
+    for (e, a, sd), want in gs.items():
+        if e in ("grpo", "reinforce_pp"):
+            flip = "sum_then_normalize" if a == "normalize_then_sum" else "normalize_then_sum"
+            if (e, flip, sd) in gs:
+                rels.append(rel(gs[(e, flip, sd)], want))
+        if e == "grpo" and a != "normalize_then_sum_unscaled":
+            rels.append(rel(gs[("grpo", a, "population" if sd == "sample" else "sample")], want))
+        if e != "grpo":
+            rels.append(rel(gs[("grpo", "normalize_then_sum", "sample")], want))
+    est = [gs[(e, "normalize_then_sum", "sample")] for e in ("grpo", "rloo", "reinforce", "reinforce_pp")]
+    rels += [rel(est[i], est[j]) for i in range(4) for j in range(i + 1, 4)]
+    c = cfg(objectives=["t_digits", "t_letters"], estimator="rloo", max_steps=1, eval_every=100,
+            generation_backend="t_record")
+    with recording() as rec:
+        train(c, "gradient", learnable()[2], tok, rows["train"], rows["val"], seed=seed)
+    (g2,) = recorded_rollouts(rec, rows["train"])
+    _, full, part = oracle_objective_grads(model, c, g2, {n for n, _ in select_params(model, c.grad_layers)})
+    return {"oracle_norm": min(float(v.norm()) for v in gs.values()), "oracle_rel": min(rels),
+            "clip_part_over_full": part[0] / full[0], "clip_full_letters": full[1]}
 
 
 def measure(seeds: int) -> list[dict]:
@@ -37,7 +74,7 @@ def measure(seeds: int) -> list[dict]:
     rows, tok, _ = fx
     out = []
     for seed in range(seeds):
-        r = {"seed": seed, **fixture_signal(fx, seed)}
+        r = {"seed": seed, **fixture_signal(fx, seed), **oracle(fx, seed)}
         for est in ("grpo", "rloo"):
             d = raise_digits(fx, est, seed)
             r[f"gain_{est}"], r[f"reward_rise_{est}"], r["before"] = d["after"] - d["before"], d["reward_rise"], d["before"]

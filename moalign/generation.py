@@ -35,6 +35,23 @@ class Generations:
         return int(self.completion_mask.any(0).float().argmax())
 
 
+def take_rows(parts: list[Generations], rows: list[tuple[int, int]], pad_id: int) -> Generations:
+    """One batch of the rows ``(part, row)`` of several generation batches, in that order, each part
+    re-padded to the widest prompt (left) and completion (right) so the layout [prompt | completion]
+    holds (dynamic sampling's extra rounds, moalign/rl/filtering.py)."""
+    F = torch.nn.functional
+    P = max(g.completion_start for g in parts)
+    T = max(g.ids.shape[1] - g.completion_start for g in parts)
+
+    def pad(g: Generations, t: torch.Tensor, value: int) -> torch.Tensor:
+        p = g.completion_start
+        return F.pad(t, (P - p, T - (t.shape[1] - p)), value=value)
+
+    wide = [(pad(g, g.ids, pad_id), pad(g, g.mask, 0), pad(g, g.completion_mask, 0)) for g in parts]
+    pick = [torch.stack([wide[k][f][i] for k, i in rows]) for f in range(3)]
+    return Generations([parts[k].texts[i] for k, i in rows], *pick, [parts[k].lengths[i] for k, i in rows])
+
+
 def position_ids(mask: torch.Tensor) -> torch.Tensor:
     """(N, L) attention mask -> (N, L) positions counting only real tokens (left padding safe)."""
     pos = mask.long().cumsum(-1) - 1

@@ -10,6 +10,30 @@ from moalign.rl.weighting import WeightingConfig
 from moalign.schema import StrictModel
 
 
+class DynamicSamplingConfig(StrictModel):
+    """train.dynamic_sampling: DAPO's dynamic sampling (verl's ``filter_groups``), moalign/rl/filtering.py."""
+
+    enabled: bool = Field(False, description="Keep only the groups whose rewards vary in one of `objectives` "
+                          "(non-zero advantages there) and refill the batch with extra generation rounds. Off by "
+                          "default: every group is trained on, as before.")
+    objectives: list[str] = Field(
+        default_factory=lambda: ["accuracy"],
+        description="Objectives (names in train.objectives) a group must vary in to be kept; a group is kept when "
+        "it varies in any of them. Default accuracy, DAPO's and verl's metric (filter_groups.metric: acc).",
+    )
+    max_rounds: int = Field(3, ge=0, description="Extra generation rounds per step (prompts_per_step new prompts "
+                            "each) while fewer than prompts_per_step groups are kept (verl's max_num_gen_batches, "
+                            "counting the extra rounds only). If the batch is still short after them, it is "
+                            "filled with the first uninformative groups; 0 = no extra round (only the metrics).")
+
+    @field_validator("objectives")
+    @classmethod
+    def _objectives(cls, v: list[str]) -> list[str]:
+        if not v or len(set(v)) != len(v):
+            raise ValueError("objectives must be a non-empty list without repeats. Fix: e.g. [accuracy]")
+        return v
+
+
 class TrainConfig(StrictModel):
     """train: multi-objective online RL from the SFT policy with a reward-weighting strategy."""
 
@@ -81,6 +105,10 @@ class TrainConfig(StrictModel):
     checkpoint_every: int = Field(10, ge=1, description="Steps between resumable checkpoints.")
     logprob_buckets: int = Field(4, ge=1, description="Length-sorted groups the log-prob forward runs in, each cut "
                                  "to its own real tokens (1 = one padded batch; same numbers, less padding).")
+    dynamic_sampling: DynamicSamplingConfig = Field(
+        default_factory=DynamicSamplingConfig, description="DAPO's dynamic sampling: train only on groups whose "
+        "rewards vary in the named objectives, refilling the batch with extra generation rounds (off by default)."
+    )
     generation_backend: str = Field("fast", description="Rollout engine (generation BACKENDS registry): fast (our KV-cached loop, moalign/fastgen.py) | hf (model.generate).")
 
     @field_validator("objectives")
@@ -119,6 +147,20 @@ class TrainConfig(StrictModel):
             raise ValueError(f"strategies {self.strategies} has repeats. Fix: list each strategy once")
         BACKENDS.check(self.generation_backend, "generation_backend")
         check_group_size(self.estimator, self.group_size)
+        ds = self.dynamic_sampling
+        for o in ds.objectives:
+            if o not in REWARDS:
+                raise ValueError(f"dynamic_sampling.objectives names {o!r}, an unknown objective; valid names: "
+                                 f"{', '.join(REWARDS.names())}")
+        if ds.enabled:
+            stray = [o for o in ds.objectives if o not in self.objectives]
+            if stray:
+                raise ValueError(f"dynamic_sampling.objectives {stray} are not in objectives {self.objectives}. "
+                                 "Fix: name objectives the run trains on, e.g. dynamic_sampling.objectives: "
+                                 f"[{self.objectives[0]}]")
+            if self.group_size < 2:
+                raise ValueError(f"dynamic_sampling.enabled needs group_size >= 2 (got {self.group_size}): a group "
+                                 "of one rollout never varies. Fix: raise group_size or disable dynamic_sampling")
         if self.paper:
             self.for_strategy("gradient-paper")  # the overrides must form a valid config too
         return self

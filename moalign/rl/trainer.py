@@ -3,7 +3,9 @@
 Read top to bottom, one update per step:
 1. draw ``prompts_per_step`` prompts (seeded by (seed, step, rank)), sample ``group_size`` rollouts each
    at ``temperature`` / ``top_p``;
-2. score every rollout with every objective -> rewards (B, G, K);
+2. score every rollout with every objective -> rewards (B, G, K); with ``train.dynamic_sampling`` on
+   (DAPO), groups constant in its objectives are dropped and extra rounds of new prompts refill the
+   batch to B groups (moalign/rl/filtering.py);
 3. log-probs of the completions under the policy (and the SFT reference) at the sampling
    temperature, log softmax(logits / T), as TRL and verl (moalign/generation.py: top-p is not
    applied to log-probs, as there);
@@ -30,7 +32,8 @@ maximised in [0, 1]), where the authors decode greedily and minimise raw length
 Several processes (``accelerate launch --num_processes N -m stages.train``): each rank samples
 its own prompts, the prepared model averages gradients, the advantages' batch statistics are
 summed over ranks, the gradient strategy averages the per-objective gradient matrix, reward
-states and validation points are synchronised, and only rank 0 writes checkpoints and snapshots
+states and validation points are synchronised, dynamic sampling's rounds are agreed (each rank fills
+its own batch; another round runs while any rank is short), and only rank 0 writes checkpoints and snapshots
 (moalign/rl/distributed.py; docs/scale-out.md).
 """
 
@@ -51,6 +54,7 @@ from moalign import checkpoint
 from moalign.evaluate import score_policy
 from moalign.generation import BACKENDS, token_logprobs
 from moalign.rl import distributed as dist
+from moalign.rl import filtering
 from moalign.rl.config import TrainConfig
 from moalign.rl.estimators import combine_advantages, policy_loss
 from moalign.rl.rewards import make_reward
@@ -91,9 +95,9 @@ class PhaseClock:
         return out
 
 
-def step_seed(seed: int, step: int, index: int = 0) -> int:
-    """Per-step seeds derived from (seed, step, index)."""
-    return int(np.random.SeedSequence([seed, step, index]).generate_state(1)[0])
+def step_seed(seed: int, step: int, index: int = 0, rnd: int = 0) -> int:
+    """Per-step seeds derived from (seed, step, index); dynamic sampling's extra rounds rnd >= 1 add the round."""
+    return int(np.random.SeedSequence([seed, step, index] + ([rnd] if rnd else [])).generate_state(1)[0])
 
 
 MIDDLE = (10 / 36, 26 / 36)  # the authors' target_layer_ids 10-25 of 36 (Qwen3-8B), as fractions of depth
@@ -192,18 +196,33 @@ def train(
     bar = tqdm(range(start, cfg.max_steps), initial=start, total=cfg.max_steps, desc=f"train@{strategy}",
                mininterval=5, disable=rank != 0)
     clock = PhaseClock()
-    for step in bar:
-        rng = np.random.default_rng(step_seed(seed, step, rank))
+    ds = cfg.dynamic_sampling
+    ds_idx = [cfg.objectives.index(o) for o in ds.objectives] if ds.enabled else []
+
+    def rollouts(step: int, rnd: int = 0):
+        """Round ``rnd`` of a step (> 0: dynamic sampling's extra rounds): prompts, rollouts, rewards (B*G, K)."""
+        rng = np.random.default_rng(step_seed(seed, step, rank, rnd))
         idx = rng.integers(0, len(train_rows), B).tolist()
-        sampled[step + 1] = idx
+        sampled.setdefault(step + 1, []).extend(idx)
         rows = [train_rows[i] for i in idx for _ in range(G)]  # (B*G,)
         with clock("generation"):
             g = gen(policy, tok, [format_prompt(r["question"], tok) for r in rows], cfg.max_new_tokens, True,
-                    cfg.temperature, cfg.top_p, seed=step_seed(seed, step, 1000 + rank))
+                    cfg.temperature, cfg.top_p, seed=step_seed(seed, step, 1000 + rank, rnd))
         with clock("scoring"):
             before = dist.reward_states(fns)
             rewards = score(cfg.objectives, fns, g.texts, rows, g.lengths, G)  # (B*G, K)
             dist.sync_reward_state(fns, before, accelerator)
+        return g, rewards
+
+    def more(short: bool) -> bool:  # another round while any rank is short: every rank runs the same rounds
+        return short if reduce is None else bool(reduce(torch.tensor([float(short)])).item() > 0)
+
+    for step in bar:
+        g, rewards = rollouts(step)
+        ds_metrics: dict[str, float] = {}
+        if ds.enabled:  # DAPO's dynamic sampling: keep the groups that vary in ds.objectives, refill (filtering.py)
+            g, rewards, ds_metrics = filtering.dynamic_sample((g, rewards), lambda rnd: rollouts(step, rnd), B, G,
+                                                              ds_idx, ds.max_rounds, tok.pad_token_id, more)
         r3 = rewards.view(B, G, K).to(device)  # (B, G, K)
         ids, mask, cmask = g.ids.to(device), g.mask.to(device), g.completion_mask[:, 1:].to(device)
         model.train()
@@ -215,7 +234,7 @@ def train(
             with torch.no_grad():
                 ref = token_logprobs(ref_model, ids, mask, cfg.logprob_buckets, first, T)[:, 1:] \
                     if ref_model is not None and cfg.kl_coef > 0 else None
-        metrics: dict[str, float] = {}
+        metrics: dict[str, float] = dict(ds_metrics)
         if weighting.needs_objective_grads and step % cfg.grad_every == 0:
             with clock("objective_grads"):
                 gmat = objective_grads(cfg, r3, logp, old, cmask, all_params, chosen, ref, reduce)  # (K, D)
@@ -276,7 +295,8 @@ def train(
         "start": start, "sampled": sampled, "final_weights": res.final_weights, "weights": res.weights,
         "validation": [{k: v for k, v in x.items() if k in ("step", "point")} for x in res.validation],
         "grad_norm": [h["charts/grad_norm"] for h in res.history],
-        "local_loss": [h["losses/policy"] for h in res.history], "rewards_state": dist.reward_states(fns)})
+        "local_loss": [h["losses/policy"] for h in res.history], "rewards_state": dist.reward_states(fns),
+        "sampling_rounds": [h.get("train/sampling_rounds", 1.0) for h in res.history]})
     return res
 
 

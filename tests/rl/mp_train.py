@@ -9,7 +9,10 @@ params.yaml may name ``t_digits``), plus two per-rank instruments, both test-onl
   may write checkpoints, snapshots and outputs;
 - ``MOALIGN_TEST_SKEW_VALIDATION=1`` adds 0.01 to rank 1's validation points, standing in for a
   rank whose decodes differ in the last bits (other kernels, other hardware): rank 0's point must
-  reach every rank's strategy (moalign/rl/distributed.py ``broadcast_point``).
+  reach every rank's strategy (moalign/rl/distributed.py ``broadcast_point``);
+- ``MOALIGN_TEST_SHORT_RANK1=1`` makes dynamic sampling's filter keep no group on rank 1, so rank 1
+  needs every extra round while rank 0 is usually full after the first: the ranks must still run the
+  same rounds (moalign/rl/filtering.py).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from pathlib import Path
 import tests.rl.learnable  # noqa: F401 - registers the test objectives
 
 SKEW_ENV = "MOALIGN_TEST_SKEW_VALIDATION"
+SHORT_ENV = "MOALIGN_TEST_SHORT_RANK1"
 _WRITE_EVENTS = {"os.mkdir", "os.rename", "os.remove", "os.rmdir", "shutil.rmtree", "os.truncate", "os.symlink"}
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 
@@ -58,6 +62,12 @@ def main(argv: list[str] | None = None) -> int:
 
         exact = trainer.validation_point
         trainer.validation_point = lambda *a, **kw: exact(*a, **kw) + 0.01
+    if os.environ.get(SHORT_ENV) == "1" and rank == 1:
+        import torch
+
+        from moalign.rl import filtering
+
+        filtering.informative = lambda rewards, idx: torch.zeros(rewards.shape[0], dtype=torch.bool)
     from stages.train import main as stage_main
 
     try:

@@ -48,10 +48,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def launch(repo: Path, strategy: str, dump: Path, **env: str) -> subprocess.CompletedProcess:
+def launch(repo: Path, strategy: str, dump: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-           "--main_process_port", str(free_port()), "-m", "tests.rl.mp_train", "--strategy", strategy]
+           "--main_process_port", str(free_port()), "-m", "tests.rl.mp_train", "--strategy", strategy, *args]
     full = {**os.environ, "MOALIGN_RANK_DUMP": str(dump), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
             "PYTHONPATH": str(repo), "MOALIGN_TEST_SKEW_VALIDATION": "1", **env}
     full.pop("MOALIGN_PARENT_RUN_ID", None)
@@ -171,3 +171,29 @@ def test_two_ranks_resume_exactly(repo, runs, tmp_path):
     assert a["start"] == b["start"] == 2 and list(a["sampled"]) == ["3"]
     for k in ("param_hash", "weights", "final_weights", "validation", "rewards_state"):
         assert a[k] == b[k] == r0[k], k
+
+
+def test_dynamic_sampling_ranks_run_the_same_rounds(repo, tmp_path):
+    """Dynamic sampling with two ranks: rank 1's filter keeps nothing (``MOALIGN_TEST_SHORT_RANK1``), so it
+    needs every extra round while rank 0 is usually full after the first. Both ranks run the same rounds (each
+    round's reward-state sync is a collective; a rank that stopped early would pair its next collective with
+    the other's round), train on B groups each and end identical; the reward state counts every round of both."""
+    import yaml
+
+    from tests.tiny import merge
+
+    rounds = 2
+    raw = yaml.safe_load((repo / "params.yaml").read_text())
+    ds = {"train": {"dynamic_sampling": {"enabled": True, "objectives": ["t_digits"], "max_rounds": rounds}}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(merge(raw, ds)))
+    proc = launch(repo, "fixed", tmp_path / "dump", "--params", str(tmp_path / "params.yaml"),
+                  MOALIGN_TEST_SHORT_RANK1="1")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    a, b = dumps(tmp_path / "dump")
+    assert a["sampling_rounds"] == b["sampling_rounds"] == [1.0 + rounds] * STEPS
+    assert [len(v) for v in b["sampled"].values()] == [4 * (1 + rounds)] * STEPS  # rank 1 drew every round
+    for k in ("param_hash", "weights", "validation", "grad_norm", "rewards_state"):
+        assert a[k] == b[k], k
+    assert a["rewards_state"]["conciseness"]["count"] == 2 * STEPS * (1 + rounds) * 16
+    hist = json.loads((repo / "models/train/fixed/history.json").read_text())["history"]
+    assert [h["train/sampling_rounds"] for h in hist] == a["sampling_rounds"]  # rank 0's metrics, logged

@@ -251,7 +251,7 @@ def real_model(root: Path) -> str:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from flows.profile_report import render
 
-    return render(folder)
+    return render(folder, root)
 
 
 BLOCKS: dict[str, dict[str, Callable[[Path], str]]] = {

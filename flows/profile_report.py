@@ -61,17 +61,17 @@ def policy_table(ev: dict, objectives: list[str], names: list[str]) -> list[str]
     return rows
 
 
-def _link(folder: Path) -> str:
-    """``folder`` as README links it: relative to the repository root when inside it (README must not depend
-    on where the clone lives), else as given."""
-    root = Path(__file__).resolve().parents[1]
+def _link(folder: Path, root: Path | None = None) -> str:
+    """``folder`` as README links it: relative to the repository root (``root``, default this checkout) when
+    inside it (README must not depend on where the clone lives), else as given."""
+    root = Path(root).resolve() if root is not None else Path(__file__).resolve().parents[1]
     try:
         return folder.resolve().relative_to(root).as_posix()
     except ValueError:
         return folder.as_posix()
 
 
-def render(folder: str | Path) -> str:
+def render(folder: str | Path, root: str | Path | None = None) -> str:
     """The markdown section (README "Real model") for the results in ``folder``."""
     folder = Path(folder)
     run = _load(folder, "run.json")
@@ -131,5 +131,5 @@ def render(folder: str | Path) -> str:
         fmt = "chat template" if run.get("chat") else "raw format, no chat template"
         out += ["", f"The prompt every stage renders ({fmt}, `moalign/text.py`):", "", "```",
                 run["example_prompt"].rstrip(), "```"]
-    out += ["", f"![Pareto front]({_link(folder)}/plots/evaluate/pareto.png)"]
+    out += ["", f"![Pareto front]({_link(folder, root)}/plots/evaluate/pareto.png)"]
     return "\n".join(out) + "\n"

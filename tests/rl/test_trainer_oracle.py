@@ -19,6 +19,10 @@ from tests.rl.learnable import (SEED, GradSpy, cfg, completion_logprobs, flat, l
                                 recording, rollout_rewards)
 
 OBJ = ["t_digits", "t_space"]
+# The settings' gradients must differ by more than the 1e-3 tolerance of the match (so a trainer that used another
+# setting fails it); 3x that. Worst relative difference over seeds 0-19 x fits 0-1 x kernels: 0.021; at fit 5
+# under ATEN_CPU_CAPABILITY=default reinforce vs reinforce_pp: 0.0057 (a 1e-2 threshold failed there).
+SEPARATE = 3e-3
 W = [0.7, 0.3]
 SETTINGS = [(e, a, "sample") for e in ("grpo", "rloo", "reinforce", "reinforce_pp")
             for a in ("normalize_then_sum", "sum_then_normalize", "normalize_then_sum_unscaled")] + \
@@ -59,13 +63,12 @@ def test_first_update_is_the_policy_gradient_of_the_configured_advantages(fx, mo
                                                 aggregation=s[1], std=s[2]), g, torch.tensor(W)))
               for s in SETTINGS if s != (estimator, aggregation, std)}
     # the rollouts tell the settings apart, so a trainer that ignored this one would have failed above
-    # the rel. differences below: worst over 120 seeded runs 0.021 (python -m tests.margins' oracle part)
-    assert rel(others.get(("grpo", "normalize_then_sum", "sample"), want + 1), want) > 1e-2 or estimator == "grpo"
+    assert rel(others.get(("grpo", "normalize_then_sum", "sample"), want + 1), want) > SEPARATE or estimator == "grpo"
     if estimator in ("grpo", "reinforce_pp"):  # these normalise, so the order of aggregation matters
         flip = "sum_then_normalize" if aggregation == "normalize_then_sum" else "normalize_then_sum"
-        assert rel(others[(estimator, flip, std)], want) > 1e-2
+        assert rel(others[(estimator, flip, std)], want) > SEPARATE
     if estimator == "grpo" and aggregation != "normalize_then_sum_unscaled":  # (no population case for it)
-        assert rel(others[("grpo", aggregation, "population" if std == "sample" else "sample")], want) > 1e-2
+        assert rel(others[("grpo", aggregation, "population" if std == "sample" else "sample")], want) > SEPARATE
     if (estimator, aggregation, std) == ("grpo", "normalize_then_sum", "sample"):
         # first AdamW step: delta = -lr * m_hat / (sqrt(v_hat) + eps) with m_hat = g, v_hat = g^2 (any betas)
         delta = flat([a.detach() - b.detach() for a, b in zip(after.parameters(), before.parameters())])
@@ -81,7 +84,7 @@ def test_the_settings_give_different_updates_on_the_fixture(fx, monkeypatch):
           for e in ("grpo", "rloo", "reinforce", "reinforce_pp")]
     for i in range(4):
         for j in range(i + 1, 4):
-            assert rel(gs[i], gs[j]) > 1e-2, (i, j)
+            assert rel(gs[i], gs[j]) > SEPARATE, (i, j)
 
 
 @pytest.mark.parametrize("objectives,weights", [(["t_const"], None), (["t_const", "t_digits"], [1.0, 0.0])])

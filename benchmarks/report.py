@@ -68,12 +68,13 @@ def derived(root: Path) -> list[str]:
     or of a derived file fails the check.
     """
     from moalign import study_summary
+    from moalign.runlog import read_runs
     from moalign.study import choose
 
     out, bad = root / STUDY, []
     cal, chosen = out / "calibration/runs.jsonl", out / "calibration/chosen.json"
     if chosen.exists():
-        runs = study_summary._runs(cal)
+        runs = read_runs(cal)
         if not runs or not _close(json.loads(json.dumps(choose(runs))), json.loads(chosen.read_text())):
             bad.append(f"{STUDY}/calibration/chosen.json")
     if (out / "summary.json").exists():

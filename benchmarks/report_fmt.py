@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from moalign.runlog import read_runs
+
 
 def _load(root: Path, rel: str):
     p = root / rel
@@ -25,8 +27,7 @@ def pm(m, s, d=3) -> str:
 
 
 def _runs(root: Path, rel: str) -> list[dict]:
-    p = root / rel
-    return [json.loads(x) for x in p.read_text().splitlines() if x.strip()] if p.exists() else []
+    return read_runs(root / rel)
 
 
 def _msd(xs) -> tuple[float, float]:

@@ -42,19 +42,13 @@ import yaml
 from flows.parallel import groups, run_parallel
 from flows.pipeline import stage_order
 from moalign.io import write_text
+from moalign.provenance import git_state
+from moalign.schema import deep_merge
 from moalign.reference import copy_results
 from moalign.tracking import PARENT_ENV, git_commit
 
 ROOT = Path(__file__).resolve().parents[1]
 CODE = ["dvc.yaml", "stages", "moalign", "flows", "rubrics", "pyproject.toml"]
-
-
-def merge(base: dict, over: dict) -> dict:
-    """``over`` merged into a copy of ``base`` (nested dicts merge, anything else replaces)."""
-    out = dict(base)
-    for k, v in over.items():
-        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
 
 
 def parse_set(item: str) -> dict:
@@ -72,9 +66,9 @@ def profile_params(overlays: list[Path], sets: list[str], base: Path = ROOT / "p
     """params.yaml, then each overlay file, then each ``--set``."""
     params = yaml.safe_load(base.read_text())
     for f in overlays:
-        params = merge(params, yaml.safe_load(Path(f).read_text()) or {})
+        params = deep_merge(params, yaml.safe_load(Path(f).read_text()) or {})
     for s in sets:
-        params = merge(params, parse_set(s))
+        params = deep_merge(params, parse_set(s))
     return params
 
 
@@ -120,7 +114,7 @@ def materialise(ws: Path, params: dict) -> Path:
     (ws / ".gitignore").write_text("\n".join(["__pycache__/", "/mlflow.db", "/mlruns/", "/mlartifacts/",
                                               "/checkpoints/", "/models", "/data/prepared", "/data/balanced",
                                               "/data/rubric", "/rubrics/refined.yaml", "/logs/", ""]))
-    params = merge(params, {"base": {"tracking": {"uri": f"sqlite:///{(ws / 'mlflow.db').resolve()}"}}})
+    params = deep_merge(params, {"base": {"tracking": {"uri": f"sqlite:///{(ws / 'mlflow.db').resolve()}"}}})
     (ws / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     link_model(ws, model_source(params))
     if not (ws / ".git").exists():
@@ -252,11 +246,10 @@ def collect(ws: Path, results: Path, name: str, overlays: list[str], sets: list[
     tmp.mkdir(parents=True)
     copy_results(ws, tmp)
     params = yaml.safe_load((ws / "params.yaml").read_text())
+    commit, dirty = git_state(ROOT)
     run = {"profile": name, "overlays": overlays, "set": sets, "wall_seconds": {k: round(v, 1) for k, v in times.items()},
            "cached": cached,
-           "parallel": parallel, "git_commit": git_commit(), "git_dirty": bool(subprocess.run(
-               ["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
-               text=True).stdout.strip()), "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+           "parallel": parallel, "git_commit": commit, "git_dirty": dirty, "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
            "machine": {"cpus": os.cpu_count(), "threads": os.environ.get("MOALIGN_THREADS") or params["base"]["threads"],
                        "platform": platform.platform(), "torch": torch.__version__,
                        "cuda": torch.cuda.is_available()},

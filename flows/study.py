@@ -100,18 +100,15 @@ class Parent:
 
 
 def _execute(jobs: list[dict], runlog: RunLog, parallel: bool) -> None:
-    """Run ``jobs`` as Prefect tasks; append each record as soon as its run ends."""
-    if not parallel:
-        for job in jobs:
-            rec = study_run(job, core.run_name(job))
-            runlog.add(rec)
-            print(core.describe(rec), flush=True)
-        return
-    from prefect.futures import as_completed
+    """Run ``jobs`` as Prefect tasks (one after another, or submitted to the task runner); append each record as
+    soon as its run ends."""
+    if parallel:
+        from prefect.futures import as_completed
 
-    futures = [study_run.submit(job, core.run_name(job)) for job in jobs]
-    for fut in as_completed(futures):
-        rec = fut.result()
+        records = (f.result() for f in as_completed([study_run.submit(j, core.run_name(j)) for j in jobs]))
+    else:
+        records = (study_run(j, core.run_name(j)) for j in jobs)
+    for rec in records:
         runlog.add(rec)
         print(core.describe(rec), flush=True)
 

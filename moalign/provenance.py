@@ -42,20 +42,16 @@ def machine() -> dict:
             "cpu_capability": cap, "cuda": torch.cuda.is_available()}
 
 
-def git_state(cwd: str | os.PathLike | None = None) -> tuple[str, bool]:
-    """(commit, whether tracked code differs from it); ("unknown", False) outside git."""
+def git_state(cwd: str | os.PathLike | None = None, paths: tuple[str, ...] = ()) -> tuple[str, bool]:
+    """(commit, whether tracked files - under ``paths`` when given - differ from it); ("unknown", False) outside git."""
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True,
                                 check=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", *paths], cwd=cwd,
                                capture_output=True, text=True, timeout=10).stdout.strip()
         return commit, bool(dirty)
     except Exception:  # noqa: BLE001 - no git, no commit yet
         return "unknown", False
-
-
-def git_commit_of(cwd: str | os.PathLike | None = None) -> str:
-    return git_state(cwd)[0]
 
 
 def provenance(config: Any, cwd: str | os.PathLike | None = None, **facts: Any) -> dict:
@@ -65,9 +61,14 @@ def provenance(config: Any, cwd: str | os.PathLike | None = None, **facts: Any) 
             "machine": machine(), **facts}
 
 
-def same_config(records: list[dict], where: str) -> None:
-    """Raise a ValueError when records carrying provenance were made with different configs."""
+def same_config(records: list[dict], where: str, config_sha256: str | None = None) -> None:
+    """Raise a ValueError when records carrying provenance were made with different configs (or, given
+    ``config_sha256``, with any other config than that one: before a run of it is added)."""
     hashes = {r["provenance"]["config_sha256"] for r in records if "provenance" in r}
+    if config_sha256 and hashes - {config_sha256}:
+        raise ValueError(f"{where}: its records were made with another config "
+                         f"({', '.join(sorted(hashes - {config_sha256}))}; this one is {config_sha256}): they would be "
+                         "mixed. Fix: write this study to its own --out folder")
     if len(hashes) > 1:
         raise ValueError(f"{where}: records from different configs ({', '.join(sorted(hashes))}) would be mixed. "
                          "Fix: write each config's runs to its own --out folder")

@@ -19,7 +19,6 @@ import argparse
 import json
 import math
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -46,15 +45,14 @@ def copy_results(src: Path, dest: Path) -> None:
 def save(src: Path = Path("."), dest: Path = REFERENCE) -> Path:
     """Snapshot the run in ``src`` into ``dest`` (replacing it atomically) with a ``run.json`` of its provenance."""
     from moalign.io import atomic_path
-    from moalign.provenance import git_commit_of, machine, versions
+    from moalign.provenance import git_state, machine, versions
 
     if not (src / "metrics/evaluate.json").exists():
         raise FileNotFoundError(f"{src / 'metrics/evaluate.json'} not found: run `dvc repro` first")
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "moalign", "stages",
-                            "params.yaml", "dvc.yaml"], cwd=src, capture_output=True, text=True).stdout.strip()
+    commit, dirty = git_state(src, ("moalign", "stages", "params.yaml", "dvc.yaml"))
     with atomic_path(dest) as tmp:
         copy_results(src, tmp)
-        run = {"git_commit": git_commit_of(src), "code_dirty": bool(dirty), "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        run = {"git_commit": commit, "code_dirty": dirty, "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
                "machine": machine(), "versions": versions(),
                "command": "dvc repro (params.yaml), then moalign reference save"}
         (tmp / "run.json").write_text(json.dumps(run, indent=2) + "\n")
@@ -76,9 +74,9 @@ def compare(run: dict, ref: dict) -> list[str]:
     lines = [f"{'policy':<22}" + "".join(f"{k:>26}" for k in OBJECTIVE_KEYS)]
     flagged = 0
     for p in pols:
-        cells = []
+        cells, r = [], ref.get(p) or {}
         for k in OBJECTIVE_KEYS:
-            a, b = run[p].get(k), (ref.get(p) or {}).get(k)
+            a, b = run[p].get(k), r.get(k)
             if a is None:
                 cells.append(f"{'-':>26}")
                 continue
@@ -86,8 +84,8 @@ def compare(run: dict, ref: dict) -> list[str]:
             if b is not None and k == "hypervolume" and run[p].get("hypervolume_ci"):
                 lo, hi = run[p]["hypervolume_ci"]
                 mark = "*" if not lo <= b <= hi else " "
-            elif b is not None and run[p].get(f"{k}_se") is not None and (ref.get(p) or {}).get(f"{k}_se") is not None:
-                se = math.hypot(run[p][f"{k}_se"], ref[p][f"{k}_se"])
+            elif b is not None and run[p].get(f"{k}_se") is not None and r.get(f"{k}_se") is not None:
+                se = math.hypot(run[p][f"{k}_se"], r[f"{k}_se"])
                 mark = "*" if abs(a - b) > 2 * se else " "
             flagged += mark == "*"
             d = 1 if k == "length" else 3

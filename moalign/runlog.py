@@ -11,12 +11,16 @@ import json
 from pathlib import Path
 
 
+def read_runs(path: Path) -> list[dict]:
+    """The records of a ``runs.jsonl`` (none when it does not exist)."""
+    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.exists() else []
+
+
 class RunLog:
     def __init__(self, out: Path):
         out.mkdir(parents=True, exist_ok=True)
         self.path = out / "runs.jsonl"
-        self.runs: list[dict] = [json.loads(x) for x in self.path.read_text().splitlines() if x.strip()] \
-            if self.path.exists() else []
+        self.runs: list[dict] = read_runs(self.path)
 
     def add(self, rec: dict) -> None:
         from moalign.provenance import same_config

@@ -12,6 +12,7 @@ those lines without raising, so a caller can report every bad key of every secti
 
 from __future__ import annotations
 
+import copy
 import types
 from typing import Any, Union, get_args, get_origin
 
@@ -127,6 +128,14 @@ def validate_section(model: type[StrictModel], data: Any, prefix: str) -> Any:
     if lines:
         raise ParamsError("invalid params:\n  " + "\n  ".join(lines))
     return value
+
+
+def deep_merge(base: dict, over: dict) -> dict:
+    """``over`` merged into a copy of ``base``: nested dicts merge key by key, anything else replaces (copied)."""
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+    return out
 
 
 def check(cond: bool, key: str, value: Any, problem: str, fix: str) -> None:

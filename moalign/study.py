@@ -38,7 +38,8 @@ from typing import Any
 
 import numpy as np
 
-PRESETS = ["fixed-accuracy", "fixed-balanced", "fixed-efficiency"]
+from moalign.study_summary import PRESETS  # noqa: E402,F401  (the fixed presets the summary compares with)
+
 PAPER = ["hypervolume-paper", "gradient-paper"]
 # strategy -> (what the knob is, overrides of the train section per grid value); the first value is the authors'
 GRID: dict[str, tuple[str, dict[str, dict]]] = {
@@ -246,13 +247,9 @@ def study_jobs(strategies: list[str], seeds: list[int], chosen: dict, done: set)
 
 def check_resumable(runs: list[dict], config: dict, where: Path) -> None:
     """Refuse (before any training) to add runs of ``config`` to records made with another config."""
-    from moalign.provenance import config_hash
+    from moalign.provenance import config_hash, same_config
 
-    want = config_hash(config)
-    have = sorted({r["provenance"]["config_sha256"] for r in runs if "provenance" in r} - {want})
-    if have:
-        raise ValueError(f"{where}: its records were made with another config ({', '.join(have)}; this one is {want}): "
-                         "they would be mixed. Fix: write this study to its own --out folder")
+    same_config(runs, str(where), config_hash(config))
 
 
 # ---- summary --------------------------------------------------------------------------------------------------

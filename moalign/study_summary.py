@@ -12,12 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
+from moalign.runlog import read_runs
+
 PRESETS = ["fixed-accuracy", "fixed-balanced", "fixed-efficiency"]
 ALPHA = 0.05  # the one decision rule: a two-sided paired t-test over seeds at this level (see decisions())
-
-
-def _runs(path: Path) -> list[dict]:
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.exists() else []
 
 
 def _ms(x) -> dict[str, float]:
@@ -51,6 +49,12 @@ def table(runs: list[dict]) -> dict[str, dict]:
     return out
 
 
+def _getters(objs: list[str]) -> dict:
+    """How a record's hypervolume, accuracy and length are read (the per-seed quantities compared)."""
+    return {"hypervolume": lambda r: r["hypervolume"], "accuracy": lambda r: r["point"][objs.index("accuracy")],
+            "length": lambda r: r["length"]}
+
+
 def paired(runs: list[dict], best: str) -> dict[str, dict]:
     """Per strategy, per seed differences with ``best`` (HV, accuracy, length) and steps-to-reach its final val HV."""
     objs = runs[0]["objectives"]
@@ -59,9 +63,8 @@ def paired(runs: list[dict], best: str) -> dict[str, dict]:
     for s in dict.fromkeys(r["strategy"] for r in runs):
         seeds = sorted(seed for (n, seed) in by if n == s and (best, seed) in by)
         d = {"seeds": seeds}
-        for key, get in (("hypervolume", lambda r: r["hypervolume"]), ("accuracy", lambda r: r["point"][objs.index("accuracy")]),
-                         ("length", lambda r: r["length"])):
-            diffs = [get(by[(s, seed)]) - get(by[(best, seed)]) for seed in seeds]
+        for key, get in _getters(objs).items():
+            diffs = _diffs(runs, s, best, get)
             d[key] = {**_ms(diffs), "wins": int(sum(x > 0 for x in diffs))} if diffs else None
         reach, ratio = [], []
         for seed in seeds:
@@ -112,8 +115,7 @@ def decisions(runs: list[dict], tab: dict, best: str, alpha: float = ALPHA) -> l
     test-HV difference with the best fixed preset: yes, no (significantly worse) or tie.
     """
     objs = runs[0]["objectives"]
-    getters = {"accuracy": lambda r: r["point"][objs.index("accuracy")], "length": lambda r: r["length"],
-               "hypervolume": lambda r: r["hypervolume"]}
+    getters = _getters(objs)
     rows = []
     for goal, metric, sign in (("highest accuracy", "accuracy", 1), ("shortest answers", "length", -1),
                                ("largest hypervolume (all three objectives)", "hypervolume", 1)):
@@ -202,7 +204,7 @@ def summarise(out: Path, write: bool = True) -> dict:
     """summary.json from the study's runs.jsonl (and calibration/chosen.json); ``write=False`` only computes it."""
     from moalign.provenance import same_config
 
-    runs = _runs(out / "study" / "runs.jsonl")
+    runs = read_runs(out / "study" / "runs.jsonl")
     same_config(runs, str(out / "study" / "runs.jsonl"))  # records made with other settings are never averaged
     if not runs:
         raise SystemExit(f"no study runs in {out / 'study'}: run `moalign study run --out {out}` first")

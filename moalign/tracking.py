@@ -25,7 +25,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import subprocess
 import threading
 import urllib.error
 import urllib.request
@@ -80,12 +79,10 @@ def _end_on_signal(mlflow_mod: Any) -> Iterator[None]:
 
 
 def git_commit() -> str:
-    try:
-        return subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10
-        ).stdout.strip()
-    except Exception:  # noqa: BLE001 - no git, no commit yet
-        return "unknown"
+    """The checkout's commit ("unknown" outside git): moalign/provenance.py ``git_state``."""
+    from moalign.provenance import git_state
+
+    return git_state()[0]
 
 
 def _safe(params: dict[str, Any]) -> dict[str, str]:

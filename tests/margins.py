@@ -31,7 +31,7 @@ def oracle(fx, seed: int) -> dict[str, float]:
 
     from moalign.rl.trainer import select_params, train
     from tests.rl.learnable import cfg, flat, learnable, oracle_grads, recorded_rollouts, recording
-    from tests.rl.test_trainer_oracle import OBJ, SETTINGS, W, oracle_objective_grads, rel
+    from tests.rl.test_trainer_oracle import OBJ, SETTINGS, W, contrasts, oracle_objective_grads, rel
 
     rows, tok, model = fx
     with recording() as rec:
@@ -40,16 +40,7 @@ def oracle(fx, seed: int) -> dict[str, float]:
     (g,) = recorded_rollouts(rec, rows["train"])
     gs = {s: flat(oracle_grads(model, cfg(objectives=OBJ, weighting={"weights": W}, estimator=s[0], aggregation=s[1],
                                           std=s[2]), g, torch.tensor(W))) for s in SETTINGS}
-    rels = []  # the pairs the oracle tests assert differ
-    for (e, a, sd), want in gs.items():
-        if e in ("grpo", "reinforce_pp"):
-            flip = "sum_then_normalize" if a == "normalize_then_sum" else "normalize_then_sum"
-            if (e, flip, sd) in gs:
-                rels.append(rel(gs[(e, flip, sd)], want))
-        if e == "grpo" and a != "normalize_then_sum_unscaled":
-            rels.append(rel(gs[("grpo", a, "population" if sd == "sample" else "sample")], want))
-        if e != "grpo":
-            rels.append(rel(gs[("grpo", "normalize_then_sum", "sample")], want))
+    rels = [rel(gs[other], want) for s, want in gs.items() for other in contrasts(*s)]  # the pairs the tests assert
     est = [gs[(e, "normalize_then_sum", "sample")] for e in ("grpo", "rloo", "reinforce", "reinforce_pp")]
     rels += [rel(est[i], est[j]) for i in range(4) for j in range(i + 1, 4)]
     c = cfg(objectives=["t_digits", "t_letters"], estimator="rloo", max_steps=1, eval_every=100,

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import copy
 import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from moalign.schema import deep_merge
 
 ROOT = Path(__file__).resolve().parents[1]
 COPY = ["params.yaml", "dvc.yaml", "stages", "moalign", "flows", "rubrics", "pyproject.toml", ".gitignore"]
@@ -32,11 +33,7 @@ TINY: dict[str, Any] = {
 }
 
 
-def merge(base: dict, over: dict) -> dict:
-    out = copy.deepcopy(base)
-    for k, v in over.items():
-        out[k] = merge(out.get(k, {}), v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
+merge = deep_merge  # the project's one nested-dict merge (moalign/schema.py)
 
 
 def tiny_params(extra: dict | None = None, tracking_uri: str | None = None) -> dict:

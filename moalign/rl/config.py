@@ -10,6 +10,13 @@ from moalign.rl.weighting import WeightingConfig
 from moalign.schema import StrictModel
 
 
+def distinct_objectives(v: list[str], fix: str = "") -> list[str]:
+    """``v`` if it is a non-empty list of objective names without repeats, else a ValueError (+ ``fix``)."""
+    if not v or len(set(v)) != len(v):
+        raise ValueError("objectives must be a non-empty list without repeats" + fix)
+    return v
+
+
 class DynamicSamplingConfig(StrictModel):
     """train.dynamic_sampling: DAPO's dynamic sampling (verl's ``filter_groups``), moalign/rl/filtering.py."""
 
@@ -29,9 +36,7 @@ class DynamicSamplingConfig(StrictModel):
     @field_validator("objectives")
     @classmethod
     def _objectives(cls, v: list[str]) -> list[str]:
-        if not v or len(set(v)) != len(v):
-            raise ValueError("objectives must be a non-empty list without repeats. Fix: e.g. [accuracy]")
-        return v
+        return distinct_objectives(v, ". Fix: e.g. [accuracy]")
 
 
 class TrainConfig(StrictModel):
@@ -114,9 +119,7 @@ class TrainConfig(StrictModel):
     @field_validator("objectives")
     @classmethod
     def _objectives(cls, v: list[str]) -> list[str]:
-        if not v or len(set(v)) != len(v):
-            raise ValueError("objectives must be a non-empty list without repeats")
-        return v
+        return distinct_objectives(v)
 
     @field_validator("clip_eps")
     @classmethod

@@ -33,10 +33,11 @@ one optimizer step per batch (the authors' ppo_mini_batch_size 32 of 64 prompts 
 
 from __future__ import annotations
 
-import copy
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
+
+from moalign.schema import deep_merge
 
 C = TypeVar("C", bound=BaseModel)  # the TrainConfig (not imported: moalign/rl/config.py imports this module)
 
@@ -53,17 +54,10 @@ PAPER: dict[str, Any] = {
 }
 
 
-def _merge(base: dict, over: dict) -> dict:
-    out = copy.deepcopy(base)
-    for k, v in over.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
-    return out
-
-
 def apply_paper(cfg: C) -> C:
     """``cfg`` with ``cfg.paper`` (or :data:`PAPER` when empty) applied; raises a ValueError naming ``train.paper``."""
     over = cfg.paper or PAPER
-    merged = _merge(cfg.model_dump(exclude={"paper"}), over)
+    merged = deep_merge(cfg.model_dump(exclude={"paper"}), over)
     try:
         return type(cfg)(**merged)
     except ValidationError as e:

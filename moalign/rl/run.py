@@ -22,17 +22,10 @@ import numpy as np
 
 from moalign.config import Params
 from moalign.rl.config import TrainConfig
+from moalign.schema import deep_merge
 
 SFT = Path("models/sft")
 PREPARED = Path("data/prepared")
-
-
-def merge(base: dict, over: dict) -> dict:
-    """``base`` with ``over`` merged in, nested dicts key by key."""
-    out = dict(base)
-    for k, v in over.items():
-        out[k] = merge(out.get(k) or {}, v) if isinstance(v, dict) and isinstance(out.get(k), (dict, type(None))) else v
-    return out
 
 
 def train_config(params: Params, overrides: dict[str, Any] | None = None, steps: int | None = None) -> TrainConfig:
@@ -41,7 +34,7 @@ def train_config(params: Params, overrides: dict[str, Any] | None = None, steps:
     if steps is not None:
         raw["max_steps"] = steps
     try:
-        return TrainConfig(**merge(raw, overrides or {}))
+        return TrainConfig(**deep_merge(raw, overrides or {}))
     except Exception as e:  # pydantic ValidationError: name the override
         raise ValueError(f"train overrides {overrides} give an invalid train config ({e}). "
                          "Fix: use keys and values of the train section") from None

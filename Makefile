@@ -29,7 +29,7 @@ repro: setup
 # maintainers: after a reference `make repro`, snapshot it into results/reference and re-render README
 reference: setup
 	$(BIN)/moalign reference save
-	$(BIN)/python benchmarks/report.py
+	$(BIN)/python -m moalign.report
 
 # the real-model tests (tests/real/, tests/test_chat.py) need models/smollm2-135m-instruct: installed first
 # the full suite under this CPU's own kernels, then the stochastic tests (tests/conftest.py STOCHASTIC) again under
@@ -63,7 +63,7 @@ ui: setup
 
 # README/benchmarks tables from the committed result files (tests/test_report.py checks they match)
 report: setup
-	$(BIN)/python benchmarks/report.py
+	$(BIN)/python -m moalign.report
 
 # which weighting should a user pick, on this project's models/sft and data (README "Run the study on your own
 # model and data"); results in results/study/default, resumable, one MLflow parent run

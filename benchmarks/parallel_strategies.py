@@ -1,15 +1,15 @@
 """Wall-clock of ``flows.pipeline run --parallel 1`` vs ``--parallel 2`` (the train@* stages).
 
-Each measurement runs in a fresh copy of the project (``tests.tiny.make_repo``-style: code,
-``dvc.yaml`` and the given params file, with git and dvc initialised), so DVC finds every stage
-stale. Only the wall-clock of the whole flow is compared; the stages before train are the same
+Each measurement runs in a fresh copy of the project (``moalign.experiments.copy_project``, the copy the
+tests' tiny repos make: code, ``dvc.yaml`` and the given params file, with git and dvc initialised), so DVC
+finds every stage stale. Only the wall-clock of the whole flow is compared; the stages before train are the same
 work in both runs, so the ratio understates the gain on the train stages alone (also printed:
 the train stages' span from the MLflow runs).
 
     python benchmarks/parallel_strategies.py --params params.yaml [--parallel 2] [--keep DIR] [--json PATH]
 
 ``--json PATH`` (relative to the project root) also writes the printed numbers, the command line and
-the environment to one file (benchmarks/report.py renders benchmarks/README's table from it).
+the environment to one file (``python -m moalign.report`` renders benchmarks/README's table from it).
 """
 
 from __future__ import annotations
@@ -23,13 +23,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from moalign.experiments import copy_project  # the same project copy the tests make
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # tests.tiny.copy_project: the same project copy the tests make
 
 
 def fresh_repo(dest: Path, params: Path) -> Path:
-    from tests.tiny import copy_project
-
     copy_project(dest)
     shutil.copy2(params, dest / "params.yaml")
     for cmd in (["git", "init", "-q"], ["git", "config", "user.email", "b@b"], ["git", "config", "user.name", "b"],

@@ -35,7 +35,7 @@ Prompts: both sides render ``render_prompt(question)`` = ``moalign.text.format_p
         --sides trl fast --steps 4 --prompts 8 --group 4 --max-new-tokens 128   # the real model, LoRA
 
 ``--json PATH`` (relative to the project root) also writes everything printed, the command line and the
-environment (versions, cores, memory) to one file; benchmarks/report.py renders benchmarks/README's
+environment (versions, cores, memory) to one file; ``python -m moalign.report`` renders benchmarks/README's
 throughput tables from the files under ``benchmarks/results/rl_throughput/``.
 """
 
@@ -50,8 +50,9 @@ import sys
 import time
 from pathlib import Path
 
+from moalign.report.throughput import lines  # the printed report, which benchmarks/README quotes
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 OBJECTIVES = ["accuracy", "conciseness", "clarity"]
 SIDES = {"trl": "TRL GRPOTrainer", "hf": "moalign hf/fixed", "fast": "moalign fast/fixed",
          "fast-gradient": "moalign fast/gradient", "fast-gradient-4": "moalign fast/gradient every 4"}
@@ -261,7 +262,7 @@ def _env() -> dict:
 
 
 def record(a, out: dict, argv: list[str]) -> dict:
-    """Everything :func:`lines` prints, as one JSON-able record (``--json``)."""
+    """Everything :func:`lines` (moalign/report/throughput.py) prints, as one JSON-able record (``--json``)."""
     r = {"command": " ".join(["python benchmarks/rl_throughput.py", *argv]), "date": time.strftime("%Y-%m-%d"),
          "env": _env(), "config": {k: v for k, v in vars(a).items() if k not in ("side", "json")},
          "order": list(a.sides), "labels": {s: SIDES[s] for s in a.sides}, "sides": {s: out[s] for s in a.sides},
@@ -276,41 +277,6 @@ def record(a, out: dict, argv: list[str]) -> dict:
         if "fast" in sp and side in sp:
             r["ratios"][f"{side} step time vs fast"] = sp["fast"] / sp[side]
     return r
-
-
-def lines(r: dict) -> list[str]:
-    """The printed report of one :func:`record`."""
-    c = r["config"]
-    lora = f"LoRA r={c['lora_r']} on {' '.join(c['lora_targets'])}" if c["lora_r"] > 0 else "all weights"
-    out = [f"config: model={c['model'] or 'models/sft'} ({lora}) steps={c['steps']} prompts={c['prompts']} "
-           f"group={c['group']} max_new_tokens={c['max_new_tokens']} threads={c['threads']} buckets={c['buckets']}"]
-    for side in r["order"]:  # the JSON file's keys are sorted
-        x = r["sides"][side]
-        ph = "  ".join(f"{k} {v:.3f}" for k, v in x.get("phases", {}).items())
-        out.append(f"{r['labels'][side]:24s} {x['steps_per_s']:.3f} steps/s  peak RSS {x['peak_rss_mb']:.0f} MB"
-                   f"  mean completion {x.get('completion_length', float('nan')):.1f}"
-                   + (f"  s/step: {ph}" if ph else ""))
-    q = r["ratios"]
-    if "fast vs TRL" in q:
-        out.append(f"ratio vs TRL: x{q['fast vs TRL']:.2f} (peak memory x{q['fast vs TRL peak memory']:.2f})")
-    if "hf vs TRL" in q:
-        out.append(f"hf backend vs TRL: x{q['hf vs TRL']:.2f}")
-    for side in ("fast-gradient", "fast-gradient-4"):
-        if f"{side} step time vs fast" in q:
-            out.append(f"{SIDES[side][8:]} / fixed step time: x{q[f'{side} step time vs fast']:.2f}")
-    peak = (r.get("matmul") or {}).get("matmul_flop_per_s")
-    for side in r["order"]:
-        x = r["sides"][side]
-        if "update_flop_per_s" in x and peak:
-            out.append(f"update FLOP/s ({r['labels'][side]}): {x['update_flop_per_s'] / 1e9:.2f} GFLOP/s = "
-                       f"{100 * x['update_flop_per_s'] / peak:.0f}% of the measured fp32 matmul rate "
-                       f"{peak / 1e9:.2f} GFLOP/s ({c['matmul_size']}^3, {c['threads']} threads); "
-                       f"{x['update_flops'] / 1e9:.1f} GFLOP per update over {x['update_tokens']:.0f} real tokens")
-    for n in c["gen_batches"] if r.get("gen") else []:
-        g = r["gen"]
-        out.append(f"generation batch {n:4d}: hf {g[f'hf@{n}']:.3f} s  fast {g[f'fast@{n}']:.3f} s  "
-                   f"x{g[f'hf@{n}'] / g[f'fast@{n}']:.2f}")
-    return out
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -50,9 +50,9 @@ def stage_cmd(stage: str, dvc_yaml: str | Path = "dvc.yaml") -> list[str]:
     return [sys.executable, *argv[1:]] if argv and argv[0] == "python" else argv  # this environment's python
 
 
-def is_stale(stage: str) -> bool:
+def is_stale(stage: str, env: dict[str, str] | None = None) -> bool:
     """True when ``dvc status`` reports anything for ``stage`` (never run, changed deps/outs)."""
-    proc = subprocess.run(["dvc", "status", "--json", stage], capture_output=True, text=True)
+    proc = subprocess.run(["dvc", "status", "--json", stage], capture_output=True, text=True, env=env)
     if proc.returncode:
         raise RuntimeError(f"dvc status {stage} failed:\n{proc.stderr[-2000:]}")
     return bool(json.loads(proc.stdout or "{}"))

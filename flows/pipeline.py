@@ -21,13 +21,15 @@ import argparse
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import yaml
 from prefect import flow, get_run_logger, task
 
-from flows.parallel import groups, run_parallel
+from flows.parallel import groups, is_stale, run_parallel
 from moalign.config import load_params
+from moalign.io import write_text
 from moalign.tracking import PARENT_ENV, git_commit
 
 
@@ -51,33 +53,51 @@ def stage_order(dvc_yaml: str | Path = "dvc.yaml", params_yaml: str | Path = "pa
 
 
 @task(retries=1, retry_delay_seconds=5, task_run_name="{stage}")
-def dvc_stage(stage: str, force: bool = False, env: dict[str, str] | None = None) -> str:
-    """Run one DVC stage (its own dependencies are not rerun: the flow orders them)."""
+def dvc_stage(stage: str, force: bool = False, env: dict[str, str] | None = None,
+              log_dir: str | None = None) -> dict:
+    """Run one DVC stage (its own dependencies are not rerun: the flow orders them).
+
+    A stage that ``dvc status --json`` finds up to date is skipped without starting DVC's repro (the
+    same check as flows/parallel.py). Returns ``{"seconds", "ran"}``; the stage's output goes to the
+    task log and, with ``log_dir``, to ``<log_dir>/<stage>.log``."""
     logger = get_run_logger()
+    full = {**os.environ, **(env or {})}
+    t = time.perf_counter()
+    if not force and not is_stale(stage, env=full):
+        logger.info("%s: up to date (dvc status), skipped", stage)
+        return {"seconds": time.perf_counter() - t, "ran": False}
     cmd = ["dvc", "repro", "--single-item", stage] + (["--force"] if force else [])
     logger.info("$ %s", " ".join(cmd))
-    proc = subprocess.run(cmd, env={**os.environ, **(env or {})}, capture_output=True, text=True)
+    proc = subprocess.run(cmd, env=full, capture_output=True, text=True)
+    if log_dir:
+        write_text(Path(log_dir) / f"{stage}.log", proc.stdout + proc.stderr)
     logger.info(proc.stdout[-4000:])
     if proc.returncode:
         raise RuntimeError(f"stage {stage} failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
-    return stage
+    return {"seconds": time.perf_counter() - t, "ran": True}
 
 
 @task(task_run_name="parallel: {stages}")
-def parallel_stages(stages: list[str], n: int, force: bool = False, env: dict[str, str] | None = None) -> list[str]:
+def parallel_stages(stages: list[str], n: int, force: bool = False, env: dict[str, str] | None = None) -> dict:
     """Run independent stages up to ``n`` at once, then record them in dvc.lock (flows/parallel.py)."""
     logger = get_run_logger()
-    run_parallel(stages, n, env or {}, log=logger.info, force=force)
-    return stages
+    t = time.perf_counter()
+    ran = run_parallel(stages, n, env or {}, log=logger.info, force=force)
+    return {"seconds": time.perf_counter() - t, "ran": bool(ran)}
 
 
 @flow(name="moalign-pipeline")
 def pipeline(stages: list[str] | None = None, force: bool = False, params: str = "params.yaml",
-             parallel: int = 1) -> dict[str, str]:
-    """Run the DAG under an MLflow parent run (``parallel`` > 1: train@* stages concurrently)."""
+             parallel: int = 1, run_name: str = "pipeline", tags: dict[str, str] | None = None,
+             env: dict[str, str] | None = None, log_dir: str | None = None) -> dict:
+    """Run the DAG under an MLflow parent run (``parallel`` > 1: train@* stages concurrently).
+
+    Returns the parent run id, the stages, and per stage (a parallel group under its names joined by
+    ``+``) the wall ``seconds`` and whether it ``ran`` (False: DVC found it up to date); the parent run
+    gets ``wall_s/<stage>`` metrics. flows/profile.py runs its workspace through this flow."""
     cfg = load_params(params)  # fail fast, with the key named, before any stage runs
     order = stages or stage_order(params_yaml=params)
-    env = {"MOALIGN_PARAMS": params}
+    env = {"MOALIGN_PARAMS": params, **(env or {})}
     parent_id = ""
     mlflow = None
     if cfg.base.tracking.enabled:
@@ -85,23 +105,27 @@ def pipeline(stages: list[str] | None = None, force: bool = False, params: str =
 
         mlflow.set_tracking_uri(cfg.base.tracking.uri)
         mlflow.set_experiment(cfg.base.tracking.experiment)
-        run = mlflow.start_run(run_name="pipeline", tags={"moalign.stage": "pipeline", "moalign.git_commit": git_commit()})
+        run = mlflow.start_run(run_name=run_name, tags={"moalign.stage": "pipeline", "moalign.git_commit": git_commit(),
+                                                        **(tags or {})})
         parent_id = run.info.run_id
         env[PARENT_ENV] = parent_id
         mlflow.log_param("stages", ",".join(order))
     status = "FAILED"
+    done: dict[str, dict] = {}
     try:
         for group in groups(order):
             if parallel > 1 and len(group) > 1:
-                parallel_stages(group, parallel, force=force, env=env)
+                done["+".join(group)] = parallel_stages(group, parallel, force=force, env=env)
             else:
                 for s in group:
-                    dvc_stage(s, force=force, env=env)
+                    done[s] = dvc_stage(s, force=force, env=env, log_dir=log_dir)
         status = "FINISHED"
     finally:
         if mlflow is not None:
+            mlflow.log_metrics({f"wall_s/{k.replace('@', '_').replace('+', '_')}": v["seconds"] for k, v in done.items()})
             mlflow.end_run(status=status)
-    return {"parent_run_id": parent_id, "stages": ",".join(order)}
+    return {"parent_run_id": parent_id, "stages": ",".join(order),
+            "seconds": {k: v["seconds"] for k, v in done.items()}, "ran": {k: v["ran"] for k, v in done.items()}}
 
 
 def deployment(cron: str, name: str = "moalign-pipeline-cron"):

@@ -2,21 +2,22 @@
 
     python -m flows.profile run profiles/smollm2.yaml                      # runs/smollm2 -> results/smollm2
     python -m flows.profile run profiles/smollm2.yaml profiles/smoke.yaml  # overlays stack, later wins
-    python -m flows.profile run profiles/smollm2.yaml --set train.max_steps=2 --results /tmp/smoke
+    python -m flows.profile run profiles/smollm2.yaml -S train.max_steps=2 --results /tmp/smoke
     python -m flows.profile report results/smollm2                         # README section from the files
 
 Why a workspace and not ``dvc exp run -S ...``: a profile changes dozens of keys and needs its own
 model, outputs and MLflow store; as an experiment it would replace the default run's ``models/``,
 ``metrics/`` and ``dvc.lock`` in the working tree (``dvc exp apply``) and its results would not sit
 beside the default ones. The workspace (default ``runs/<profile>``, git-ignored) is a copy of the
-code with ``params.yaml`` = params.yaml + overlays + ``--set``, its own git + DVC repo (so
+code with ``params.yaml`` = params.yaml + overlays + ``-S key=value`` (the syntax of ``dvc exp run -S``), its own git + DVC repo (so
 ``dvc.lock`` records the run and ``dvc artifacts get`` works from it), its own MLflow store
 (``runs/<profile>/mlflow.db``: one parent run ``profile:<name>`` with a nested run per stage; the
 final policies registered as ``models:/moalign-policy@<strategy>``). A model named as
 ``packaged:<name>`` or a local folder is linked into the workspace, not copied or converted again.
 Rerunning the same command reruns only what changed (DVC), so a stopped run resumes.
 
-Stages run one by one (``dvc repro --single-item``, as flows.pipeline does) and each is timed;
+The workspace runs through the pipeline flow (``flows.pipeline``: stages one by one with
+``dvc repro --single-item``, skips decided by ``dvc status --json``), each stage timed;
 ``--parallel N`` runs the ``train@*`` stages N at once (flows/parallel.py; their group is timed as
 one). The results folder (default ``results/<profile>``, meant to be committed) receives the
 metrics JSON of every stage, evaluate's policies table and report, the plots, and ``run.json``:
@@ -35,41 +36,26 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import yaml
 
-from flows.parallel import groups, run_parallel
-from flows.pipeline import stage_order
+from moalign.config import apply_sets
 from moalign.io import write_text
 from moalign.provenance import git_state
 from moalign.schema import deep_merge
 from moalign.reference import copy_results
-from moalign.tracking import PARENT_ENV, git_commit
+from moalign.tracking import git_commit
 
 ROOT = Path(__file__).resolve().parents[1]
 CODE = ["dvc.yaml", "stages", "moalign", "flows", "rubrics", "pyproject.toml"]
 
 
-def parse_set(item: str) -> dict:
-    """``a.b.c=value`` (value read as YAML) -> ``{"a": {"b": {"c": value}}}``."""
-    key, sep, value = item.partition("=")
-    if not sep or not key:
-        raise SystemExit(f"--set {item!r}: expected key=value, e.g. --set train.max_steps=2")
-    out: Any = yaml.safe_load(value)
-    for part in reversed(key.split(".")):
-        out = {part: out}
-    return out
-
-
 def profile_params(overlays: list[Path], sets: list[str], base: Path = ROOT / "params.yaml") -> dict:
-    """params.yaml, then each overlay file, then each ``--set``."""
+    """params.yaml, then each overlay file, then each ``-S key=value`` (moalign.config.apply_sets)."""
     params = yaml.safe_load(base.read_text())
     for f in overlays:
         params = deep_merge(params, yaml.safe_load(Path(f).read_text()) or {})
-    for s in sets:
-        params = deep_merge(params, parse_set(s))
-    return params
+    return apply_sets(params, sets)
 
 
 def model_source(params: dict) -> str | None:
@@ -125,21 +111,6 @@ def materialise(ws: Path, params: dict) -> Path:
     return ws
 
 
-def run_stage(stage: str, force: bool, env: dict[str, str], log_dir: Path) -> bool:
-    """``dvc repro --single-item <stage>`` with its output in ``log_dir/<stage>.log``; raises on failure.
-
-    Returns False when DVC found the stage up to date and skipped it."""
-    cmd = ["dvc", "repro", "--single-item", stage] + (["--force"] if force else [])
-    log_file = log_dir / f"{stage}.log"
-    with log_file.open("w") as fh:
-        proc = subprocess.run(cmd, env={**os.environ, **env}, stdout=fh, stderr=subprocess.STDOUT)
-    text = log_file.read_text()
-    if proc.returncode:
-        raise SystemExit(f"profile: stage {stage} failed (exit {proc.returncode}); log {log_file}:\n{text[-3000:]}")
-    # DVC skips an up-to-date stage, or restores one from its run cache
-    return "didn't change, skipping" not in text and "is cached - skipping run" not in text
-
-
 WALL_LEDGER = "wall.json"  # in the workspace's logs/: each stage's wall time when it last actually ran
 
 
@@ -162,60 +133,30 @@ def stage_costs(ledger: dict[str, dict], times: dict[str, float], ran: dict[str,
 
 
 def run_profile(ws: Path, name: str, parallel: int = 1, force: bool = False) -> tuple[dict[str, float], list[str]]:
-    """Run every stage of ``ws`` in DAG order under an MLflow parent run; returns what each stage's outputs
-    cost in wall seconds (:func:`stage_costs`, plus ``invocation``: this call's own time) and the stages
-    DVC found up to date."""
-    from moalign.config import load_params
+    """Run the workspace's DAG through ``flows.pipeline`` (parent MLflow run ``profile:<name>``); returns what
+    each stage's outputs cost in wall seconds (:func:`stage_costs`, plus ``invocation``: this call's own time)
+    and the stages DVC found up to date."""
+    from flows.pipeline import pipeline
 
     cwd = os.getcwd()
     os.chdir(ws)
     try:
-        cfg = load_params("params.yaml")  # fail fast, naming the key, before anything runs
         log_dir = Path("logs")
-        log_dir.mkdir(exist_ok=True)
-        env = {"HF_HUB_OFFLINE": "1", "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-        mlflow = None
-        if cfg.base.tracking.enabled:
-            import mlflow
-
-            mlflow.set_tracking_uri(cfg.base.tracking.uri)
-            mlflow.set_experiment(cfg.base.tracking.experiment)
-            run = mlflow.start_run(run_name=f"profile:{name}", tags={"moalign.stage": "pipeline",
-                                                                     "moalign.profile": name,
-                                                                     "moalign.git_commit": git_commit()})
-            env[PARENT_ENV] = run.info.run_id
-        times: dict[str, float] = {}
-        ran: dict[str, bool] = {}
         ledger_file = log_dir / WALL_LEDGER
         ledger = json.loads(ledger_file.read_text()) if ledger_file.exists() else {}
+        env = {"HF_HUB_OFFLINE": "1", "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
         start = time.perf_counter()
-        status = "FAILED"
-        try:
-            for group in groups(stage_order()):
-                t = time.perf_counter()
-                if parallel > 1 and len(group) > 1:
-                    os.environ.update(env)
-                    run_parallel(group, parallel, env, log=lambda m: print(f"[profile] {m}", flush=True), force=force)
-                    times["+".join(group)] = time.perf_counter() - t
-                else:
-                    for stage in group:
-                        t = time.perf_counter()
-                        print(f"[profile] {stage} ...", flush=True)
-                        ran[stage] = run_stage(stage, force, env, log_dir)
-                        times[stage] = time.perf_counter() - t
-                        if ran[stage]:
-                            ledger[stage] = {"seconds": round(times[stage], 1), "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-                                             "git_commit": git_commit()}
-                            write_text(ledger_file, json.dumps(ledger, indent=2) + "\n")
-                        print(f"[profile] {stage}: {times[stage]:.0f} s{'' if ran[stage] else ' (up to date)'}", flush=True)
-            invocation = time.perf_counter() - start
-            times, cached = stage_costs(ledger, times, ran)
-            times["invocation"] = invocation
-            status = "FINISHED"
-        finally:
-            if mlflow is not None:
-                mlflow.log_metrics({f"wall_s/{k.replace('@', '_').replace('+', '_')}": v for k, v in times.items()})
-                mlflow.end_run(status=status)
+        out = pipeline(force=force, parallel=parallel, run_name=f"profile:{name}", tags={"moalign.profile": name},
+                       env=env, log_dir=str(log_dir))
+        invocation = time.perf_counter() - start
+        for stage, ran in out["ran"].items():
+            print(f"[profile] {stage}: {out['seconds'][stage]:.0f} s{'' if ran else ' (up to date)'}", flush=True)
+            if ran:
+                ledger[stage] = {"seconds": round(out["seconds"][stage], 1), "git_commit": git_commit(),
+                                 "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+        write_text(ledger_file, json.dumps(ledger, indent=2) + "\n")
+        times, cached = stage_costs(ledger, out["seconds"], out["ran"])
+        times["invocation"] = invocation
         return times, cached
     finally:
         os.chdir(cwd)
@@ -278,7 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = ap.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="run the DAG under a profile in its own workspace")
     r.add_argument("profiles", nargs="+", type=Path, help="overlay files of params.yaml, applied in order")
-    r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one key (YAML value)")
+    r.add_argument("-S", "--set", dest="set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a param, as `dvc exp run -S` (e.g. -S train.max_steps=2); repeatable")
     r.add_argument("--workspace", type=Path, help="default runs/<name of the first profile>")
     r.add_argument("--results", type=Path, help="default results/<name of the first profile>")
     r.add_argument("--parallel", type=int, default=1, help="train@* stages at once (flows/parallel.py)")
@@ -287,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     rp.add_argument("results", type=Path)
     a = ap.parse_args(argv)
     if a.cmd == "report":
-        from flows.profile_report import render
+        from moalign.report.profile import render
 
         print(render(a.results))
         return 0

@@ -6,6 +6,7 @@
     moalign reference compare|save            # your run beside the committed reference (moalign/reference.py)
     moalign plots [show|diff] [dvc args]      # dvc plots with Vega inline: works offline (moalign/plots_html.py)
     moalign study run [-S key=value ...] [--dask]  # which weighting should a user pick? (moalign/study.py, flows/study.py)
+    moalign report [--check]                  # README tables from the committed result files (moalign/report/)
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("reference", help="your run beside the committed reference run (compare | save)", add_help=False)
     sub.add_parser("plots", help="dvc plots show/diff as an offline page (Vega inline)", add_help=False)
     sub.add_parser("study", help="the weighting study on your model and data (run | summary)", add_help=False)
+    sub.add_parser("report", help="render README tables from committed results ([--check])", add_help=False)
     if argv is None:
         argv = sys.argv[1:]
     if argv[:1] == ["reference"]:
@@ -45,6 +47,10 @@ def main(argv: list[str] | None = None) -> int:
         from flows.study import main as study_main
 
         return study_main(argv[1:])
+    if argv[:1] == ["report"]:
+        from moalign.report.cli import main as report_main
+
+        return report_main(argv[1:])
     if argv[:1] == ["plots"]:
         from moalign.plots_html import main as plots_main
 

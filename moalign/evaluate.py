@@ -39,49 +39,15 @@ with replacement, recompute the point and its hypervolume).
 
 from __future__ import annotations
 
-from typing import Callable, Literal
+from typing import Callable
 
 import numpy as np
-from pydantic import Field, field_validator
 
 from moalign.data import rows_per_domain
 from moalign.generation import BACKENDS
 from moalign.pareto import dominance_table, excluded_by_reference, hypervolume, non_dominated, steps_to_dominance
-from moalign.schema import StrictModel
+from moalign.config import EvaluateConfig  # noqa: F401 - torch-free home: moalign/config.py
 from moalign.text import enumerated_lines, format_prompt
-
-
-class EvaluateConfig(StrictModel):
-    """evaluate: score every policy on the test split and build the Pareto report."""
-
-    test_rows: int = Field(32, ge=1, description="Test rows (prompts) per domain.")
-    max_new_tokens: int = Field(128, ge=1, description="Decoding budget (use train.max_new_tokens).")
-    point: Literal["sampled", "greedy"] = Field(
-        "sampled", description="Which measurement forms the Pareto points (module docstring); both are reported."
-    )
-    samples: int = Field(4, ge=1, description="Sampled decodes per prompt for the 'sampled' measurement.")
-    temperature: float = Field(1.0, gt=0, description="Sampling temperature of the 'sampled' measurement "
-                               "(use train.temperature: the distribution RL trains).")
-    bootstrap: int = Field(1000, ge=0, description="Bootstrap resamples of test prompts for hypervolume_ci (0 = off).")
-    reference: Literal["origin", "sft"] | list[float] = Field(
-        "origin", description="Hypervolume reference: 'origin' (0 in every objective, the worst value), 'sft' "
-        "(the SFT point minus ref_margin) or explicit coordinates."
-    )
-    ref_margin: float = Field(0.05, ge=0, description="With reference 'sft': subtract this from the SFT point "
-                              "(a saturated objective would otherwise zero every hypervolume).")
-    baseline: str = Field("best_fixed", description="Strategy whose final policy is the steps-to-dominance "
-                          "target; 'best_fixed' = the fixed-* strategy with the largest hypervolume.")
-    match_tol: float = Field(0.0, ge=0, description="Tolerance for 'matches' in steps-to-dominance.")
-    generation_backend: str = Field("fast", description="Decoding engine (generation BACKENDS registry): fast | hf.")
-    include_snapshots: bool = Field(True, description="Also score intermediate snapshots (steps-to-dominance).")
-    register_as: str | None = Field(
-        "moalign-policy", description="MLflow registered-model name of the final policies (sft and each strategy, "
-        "alias = the strategy: models:/moalign-policy@hypervolume); null = log no models. Needs base.tracking.")
-
-    @field_validator("generation_backend")
-    @classmethod
-    def _backend(cls, v: str) -> str:
-        return BACKENDS.check(v, "generation_backend")
 
 
 def pick_rows(rows: list[dict], per_domain: int) -> list[dict]:

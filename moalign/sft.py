@@ -18,58 +18,17 @@ import logging
 import math
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Callable
 
 import torch
-from pydantic import Field
 from tqdm.auto import tqdm
 
 from moalign import checkpoint
 
 from moalign.generation import BACKENDS
 from moalign.grading import grade
-from moalign.schema import StrictModel
+from moalign.config import LoraConfig, SFTConfig  # noqa: F401 - torch-free home: moalign/config.py
 from moalign.text import format_prompt, format_target
-
-
-class LoraConfig(StrictModel):
-    """Optional LoRA adapters via peft: SFT merges them into models/sft; the train stage then trains fresh
-    adapters on that policy (saved alone, a few MB, in models/train/<strategy> and its snapshots)."""
-
-    enabled: bool = Field(False, description="Train LoRA adapters instead of all weights, in SFT and in the train "
-                          "stage (the practical setting for a pretrained model on CPU: profiles/smollm2.yaml).")
-    r: int = Field(16, ge=1, description="LoRA rank.")
-    alpha: int = Field(32, ge=1, description="LoRA alpha.")
-    dropout: float = Field(0.0, ge=0, lt=1, description="LoRA dropout.")
-    target_modules: list[str] = Field(
-        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"], description="Module names to adapt."
-    )
-
-
-class SFTConfig(StrictModel):
-    """sft: supervised warm start on the balance plan's mixture."""
-
-    max_steps: int = Field(1200, ge=1, description="Optimizer steps.")
-    batch_size: int = Field(32, ge=1, description="Sequences per step.")
-    lr: float = Field(3e-3, gt=0, description="Peak AdamW learning rate (tiny models like it high; a pretrained model "
-                      "needs ~2e-5, or ~2e-4 with LoRA: the stage warns).")
-    warmup_steps: int = Field(50, ge=0, description="Linear warmup, then cosine decay to 10%.")
-    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
-    grad_clip: float = Field(1.0, gt=0, description="Max gradient norm.")
-    eval_every: int = Field(300, ge=1, description="Steps between validation passes.")
-    eval_rows: int = Field(64, ge=1, description="Validation rows per domain in each eval pass.")
-    max_new_tokens: int = Field(160, ge=1, description="Generation budget of the greedy eval.")
-    checkpoint_every: int = Field(300, ge=1, description="Steps between resumable checkpoints.")
-    val_loss_every: int = Field(50, ge=1, description="Steps between per-domain validation-loss passes "
-                                "(forward only, cheap): the curves `val_loss/<domain>` that show a small domain "
-                                "overfitting (plots/sft/domain_val_loss.csv); also logged at step 0.")
-    loss: Literal["token_mean", "sequence_mean"] = Field(
-        "token_mean", description="token_mean: every target token of the batch weighs the same (HF/TRL's "
-        "default); sequence_mean: each sequence's token mean, then the batch mean (short targets weigh more per "
-        "token, so with mixed-length styles the short style's first token dominates: measured 52% terse "
-        "samples from 25% terse data)."
-    )
-    lora: LoraConfig = Field(default_factory=LoraConfig)
 
 
 def until_eos(ids: list[int], eos: int) -> list[int]:

@@ -24,7 +24,7 @@ Records are appended as each run ends and a rerun skips what is there (resumable
 The orchestration (Prefect tasks, a Dask cluster, the MLflow parent run) is flows/study.py.
 
 Why the grid is a constant here and not a ``study:`` section of params.yaml: it is part of the study's
-protocol (the committed records' ``chosen.json`` is recomputed from it by ``benchmarks/report.py --check``), not
+protocol (the committed records' ``chosen.json`` is recomputed from it by ``python -m moalign.report --check``), not
 a setting of a pipeline stage; params.yaml holds what DVC stages read, and every train setting a user may change
 reaches the study through ``-S train.<key>=...``.
 """
@@ -68,29 +68,6 @@ def choose(runs: list[dict]) -> dict[str, dict]:
 
 # ---- params: params.yaml + `-S key=value` -------------------------------------------------------------------
 
-def apply_sets(raw: dict, sets: list[str] | None) -> dict:
-    """``raw`` params with ``key=value`` overrides (OmegaConf's dotlist parser: ``dvc exp run -S``'s syntax).
-
-    New keys are added as given, so an unknown one fails in :class:`moalign.config.Params` with its name.
-    """
-    if not sets:
-        return raw
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
-
-    from moalign.schema import ParamsError
-
-    bad = [s for s in sets if "=" not in s]
-    if bad:
-        raise ParamsError(f"-S {bad[0]!r}: not key=value. Fix: write e.g. -S train.max_steps=40")
-    try:
-        merged = OmegaConf.merge(OmegaConf.create(raw), OmegaConf.from_dotlist(list(sets)))
-        return OmegaConf.to_container(merged, resolve=True)
-    except OmegaConfBaseException as e:
-        raise ParamsError(f"-S {' '.join(sets)}: {str(e).splitlines()[0]}. Fix: -S section.key=value, "
-                          "keys as in params.yaml") from None
-
-
 def load_study_params(path: str | Path = "params.yaml", sets: list[str] | None = None):
     """params.yaml with ``sets`` applied, validated (unknown keys and bad values name the key and the fix)."""
     import yaml
@@ -101,6 +78,8 @@ def load_study_params(path: str | Path = "params.yaml", sets: list[str] | None =
     p = Path(path)
     if not p.exists():
         raise ParamsError(f"params file {str(p)!r} not found. Fix: run from the repo root or pass --params PATH")
+    from moalign.config import apply_sets
+
     raw = apply_sets(yaml.safe_load(p.read_text()) or {}, sets)
     try:
         return Params(raw)

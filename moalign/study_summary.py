@@ -1,6 +1,6 @@
 """The weighting study's summary and decision rule: ``summary.json``, ``weights.png``, ``front.png`` from run records.
 
-Used by ``moalign study`` (moalign/study.py) and by ``benchmarks/report.py``, which renders the README's tables
+Used by ``moalign study`` (moalign/study.py) and by ``python -m moalign.report``, which renders the README's tables
 from the committed records and recomputes this summary from them (``--check``), so the numbers come from the
 ``runs.jsonl`` files and cannot drift from them.
 """

@@ -22,9 +22,7 @@ convention (143 for SIGTERM, 130 for SIGINT), so ``dvc repro`` and Prefect see a
     moalign train: interrupted by SIGTERM; resume with the same command (last checkpoint: checkpoints/train/fixed/step-0000020)
 
 (``rerun the same command (no checkpoint: the stage starts over)`` for a stage that had not
-saved one; ``; MLflow run <id> ended as KILLED`` when tracking was on). The train stage's test
-hook ``MOALIGN_STOP_AFTER`` (``moalign.rl.trainer.KilledForTest``) is a stand-in for such a
-kill: one line in the same form, exit code 2.
+saved one; ``; MLflow run <id> ended as KILLED`` when tracking was on).
 """
 
 from __future__ import annotations
@@ -89,20 +87,10 @@ def _resume_hint() -> str:
 
 
 def interrupted_line(name: str, err: BaseException) -> str:
-    """The one line printed for a kill (SIGTERM / SIGINT) or the test hook's stand-in for one."""
-    if isinstance(err, Interrupted):
-        what = f"interrupted by {err.signame}"
-    elif isinstance(err, KeyboardInterrupt):
-        what = "interrupted by SIGINT"
-    else:
-        what = f"stopped by the test hook MOALIGN_STOP_AFTER ({one_line(str(err))})"
+    """The one line printed for a kill (SIGTERM / SIGINT)."""
+    what = f"interrupted by {err.signame}" if isinstance(err, Interrupted) else "interrupted by SIGINT"
     run = getattr(err, "mlflow_run_id", None)
     return f"moalign {name}: {what}; {_resume_hint()}" + (f"; MLflow run {run} ended as KILLED" if run else "")
-
-
-def _is_test_stop(err: BaseException) -> bool:
-    trainer = sys.modules.get("moalign.rl.trainer")  # not imported: it cannot have raised KilledForTest
-    return trainer is not None and isinstance(err, getattr(trainer, "KilledForTest", ()))
 
 
 def clean_message(err: BaseException) -> str | None:
@@ -170,9 +158,6 @@ def stage_main(
         print(interrupted_line(name, e), file=sys.stderr)
         return 128 + getattr(e, "signum", signal.SIGINT)
     except Exception as e:  # noqa: BLE001 - sorted below into expected failures and bugs
-        if _is_test_stop(e):
-            print(interrupted_line(name, e), file=sys.stderr)
-            return 2
         msg = clean_message(e)
         if msg is None:
             print(f"moalign {name}: unexpected error (a bug?): {type(e).__name__}: {one_line(str(e))[:300]}",

@@ -5,9 +5,8 @@ Runs on CPU here and on CUDA/bf16 through ``accelerate`` (``accelerate launch -m
 ``checkpoints/train/NAME``. With several processes only rank 0 opens the MLflow run and writes
 checkpoints, snapshots and outputs; the other ranks train in lockstep and write nothing.
 
-Test hook: ``MOALIGN_STOP_AFTER=<step>`` stops every rank right after the checkpoint of that
-step (a deterministic stand-in for a kill; one line, exit code 2: stages/_edge.py), so a test
-can resume from it.
+A kill (SIGTERM/SIGINT) prints one line naming the last checkpoint (stages/_edge.py); the same
+command resumes from it.
 """
 
 from __future__ import annotations
@@ -15,7 +14,6 @@ from __future__ import annotations
 import csv
 import io
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
@@ -79,10 +77,8 @@ def run(params: Params, strategy: str) -> dict[str, float]:
             with atomic_path(snaps / f"step-{step:05d}") as tmp:
                 policy.save_pretrained(tmp, safe_serialization=True)
 
-        stop = os.environ.get("MOALIGN_STOP_AFTER", "").strip()  # test hook (module docstring)
         res = train(cfg, strategy, model, tok, train_rows, val_rows, base.seed, accelerator=acc, ref_model=ref,
-                    ckpt_dir=ckpt, fingerprint=fp, log_fn=tr.log_metrics, snapshot_fn=snapshot,
-                    stop_after=int(stop) if stop else None)
+                    ckpt_dir=ckpt, fingerprint=fp, log_fn=tr.log_metrics, snapshot_fn=snapshot)
         if not acc.is_main_process:
             return {}
         final = {k: v for k, v in res.history[-1].items() if k != "step"}

@@ -494,7 +494,7 @@ def test_flow_dvc_failures_raise_with_the_command(outside_repo, monkeypatch):
         sweep._dvc("exp", "show")
     monkeypatch.setattr(pipeline, "get_run_logger", lambda: logging.getLogger("test.flows"))
     with pytest.raises(RuntimeError, match=r"stage prepare failed \(exit [1-9]\d*\):\n"):
-        pipeline.dvc_stage.fn("prepare")
+        pipeline.dvc_stage.fn("prepare", force=True)  # (without force, dvc status fails first: above)
     Path("dvc.yaml").write_text(yaml.safe_dump({"stages": {"boom": {"cmd": "python -c 'raise SystemExit(3)'"}}}))
     said: list[str] = []
     with pytest.raises(RuntimeError, match=r"stages failed: boom \(not recorded in dvc.lock; rerun to retry\)"):

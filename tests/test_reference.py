@@ -68,7 +68,7 @@ def test_a_users_repro_then_the_readme_check_stays_green(tiny_pipeline):
             (shutil.copytree if src.is_dir() else shutil.copy2)(src, dst)
     assert json.loads((repo / "metrics/evaluate.json").read_text()) != json.loads(
         (ROOT / "results/reference/metrics/evaluate.json").read_text())  # the user's run is not the reference
-    check = subprocess.run([sys.executable, str(ROOT / "benchmarks/report.py"), "--check", "--root", str(repo)],
+    check = subprocess.run([sys.executable, "-m", "moalign.report", "--check", "--root", str(repo)],
                            capture_output=True, text=True)
     assert check.returncode == 0, check.stderr
     cmp = subprocess.run([sys.executable, "-m", "moalign.cli", "reference", "compare", "--root", str(repo)],

@@ -1,22 +1,31 @@
-"""benchmarks/README's blocks (benchmarks/report_records.py, report_current.py): each renders the file its
-benchmark writes, and benchmarks/report.py --check sees a change in those files."""
+"""benchmarks/README's blocks (moalign/report/records.py, current.py): each renders the file its
+benchmark or experiment writes, and ``python -m moalign.report --check`` sees a change in those files."""
 
+import importlib.util
 import json
 import math
 import shutil
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+from moalign.io import write_json
+from moalign.report import cli as report
+from moalign.report import current as report_current
+from moalign.report.records import RECORD_BLOCKS
+from moalign.report.throughput import lines
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
-import report  # noqa: E402  (imports report_blocks, which merges RECORD_BLOCKS)
-import report_current  # noqa: E402
-import rl_throughput  # noqa: E402
-from report_records import RECORD_BLOCKS  # noqa: E402
 
-from moalign.io import write_json  # noqa: E402
+def _bench(name: str):
+    """benchmarks/<name>.py (a script folder, not a package) as a module."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / f"benchmarks/{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+rl_throughput = _bench("rl_throughput")
 
 
 def test_check_sees_a_changed_record(tmp_path, capsys):
@@ -54,7 +63,7 @@ def test_throughput_block_renders_the_json_the_benchmark_writes(tmp_path):
     rec = rl_throughput.record(_bench_args(), out, ["--gen-batches", "1", "8"])
     write_json(tmp_path / "benchmarks/results/rl_throughput/tiny.json", rec)  # sorted keys, as --json writes
     names = ["TRL GRPOTrainer", "moalign fast/fixed", "moalign fast/gradient"]  # --sides' order, not the JSON's
-    printed = rl_throughput.lines(json.loads((tmp_path / "benchmarks/results/rl_throughput/tiny.json").read_text()))
+    printed = lines(json.loads((tmp_path / "benchmarks/results/rl_throughput/tiny.json").read_text()))
     assert [ln.split("  ")[0] for ln in printed[1:4]] == names
     md = RECORD_BLOCKS["throughput"](tmp_path)
     rows = [ln for ln in md.splitlines() if ln.startswith("| TRL") or ln.startswith("| moalign")]
@@ -89,7 +98,7 @@ def test_aggregation_block_mean_sd_per_seed_and_pending_line(tmp_path):
     (base / "agg2_normalize_then_sum/runs.jsonl").write_text(
         "".join(json.dumps(_agg_run(s, a, n)) + "\n" for s, a, n in [(1, 0.2, 40.0), (0, 0.1, 38.0), (2, 0.3, 42.0)]))
     md = RECORD_BLOCKS["aggregation"](tmp_path)
-    assert "not found: run `python benchmarks/rl_efficiency.py --seeds 0 1 2 --steps 80 --strategies " \
+    assert "not found: run `python -m moalign.experiments.rl_efficiency --seeds 0 1 2 --steps 80 --strategies " \
            "fixed-balanced --jobs 2 --set aggregation=sum_then_normalize " \
            "--out benchmarks/results/agg2_sum_then_normalize`" in md
     assert "agg2_normalize_then_sum/runs.jsonl` not found" not in md
@@ -109,19 +118,17 @@ def test_aggregation_block_mean_sd_per_seed_and_pending_line(tmp_path):
 def test_gradient_variance_from_the_json_else_the_printout(tmp_path):
     d = tmp_path / "benchmarks/results/balance"
     d.mkdir(parents=True)
-    assert report_current._grad_variance(tmp_path) is None
+    assert report_current.grad_variance(tmp_path) is None
     (d / "summary.md").write_text("x\ntau=2.0: grad variance scalarization/temperature = 2.56 (F(tau) = 1.64)\n"
                                   "tau=5.0: grad variance scalarization/temperature = 10.26 (F(tau) = 4.70)\n")
-    assert report_current._grad_variance(tmp_path) == {"2.0": {"ratio": 2.56, "F_tau": 1.64},
+    assert report_current.grad_variance(tmp_path) == {"2.0": {"ratio": 2.56, "F_tau": 1.64},
                                                        "5.0": {"ratio": 10.26, "F_tau": 4.70}}
     write_json(d / "grad_variance.json", {"taus": {"5.0": {"ratio": 9.0, "F_tau": 4.7}}})
-    assert report_current._grad_variance(tmp_path) == {"5.0": {"ratio": 9.0, "F_tau": 4.7}}
+    assert report_current.grad_variance(tmp_path) == {"5.0": {"ratio": 9.0, "F_tau": 4.7}}
 
 
 def test_parallel_block_from_the_benchmark_record(tmp_path):
-    import parallel_strategies
-
-    rec = parallel_strategies.record(ROOT / "params.yaml", 2, (100.0, math.nan), (62.5, math.nan), ["--json", "p.json"])
+    rec = _bench("parallel_strategies").record(ROOT / "params.yaml", 2, (100.0, math.nan), (62.5, math.nan), ["--json", "p.json"])
     write_json(tmp_path / "benchmarks/results/parallel_strategies.json", rec)
     md = RECORD_BLOCKS["parallel"](tmp_path)
     assert "| 1 | 100.0 | - |" in md and "| 2 | 62.5 | - |" in md

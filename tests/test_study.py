@@ -166,7 +166,8 @@ def test_dask_local_cluster_of_two_workers(repo, harness, monkeypatch, tmp_path)
 
 
 def test_overrides_parse_as_dvc_exp_run_s():
-    from moalign.study import apply_sets, held_out_val
+    from moalign.config import apply_sets
+    from moalign.study import held_out_val
 
     raw = apply_sets({"train": {"lr": 0.1, "weighting": {"hv_scale": 3.0}}},
                      ["train.lr=1e-4", "train.weighting.hv_scale=10", "train.strategies=[fixed-accuracy,gradient]"])

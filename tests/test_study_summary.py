@@ -1,4 +1,4 @@
-"""The weighting study's decision rule and its recomputation (benchmarks/study_summary.py, report.py --check).
+"""The weighting study's decision rule and its recomputation (moalign/study_summary.py, moalign.report --check).
 
 Hand-made records with known answers: the paired t-test against scipy's and a hand computation, the
 tie outcome, the pick rows, the calibration choice, and edits of raw records failing the check.
@@ -7,17 +7,15 @@ tie outcome, the pick rows, the calibration choice, and edits of raw records fai
 import json
 import math
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
+from moalign import study_summary as ss
+from moalign.report import cli as report
+from moalign.study import GRID, choose
 
-import report  # noqa: E402
-import study_summary as ss  # noqa: E402
-import weighting_study as ws  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _run(strategy, seed, hv, acc=0.1, length=40.0):
@@ -58,9 +56,9 @@ def test_decisions_use_one_rule():
 def test_choose_takes_the_best_mean_validation_hv():
     runs = [{"strategy": "gradient", "value": v, "seed": s, "hypervolume": h}
             for v, hs in (("0.1", [0.1, 0.2]), ("1.0", [0.3, 0.2]), ("10.0", [0.2, 0.5])) for s, h in zip((100, 101), hs)]
-    c = ws.choose(runs)["gradient"]
+    c = choose(runs)["gradient"]
     assert c["chosen"] == "10.0" and c["val_hv"]["1.0"] == pytest.approx(0.25) and c["seeds"] == [100, 101]
-    assert c["overrides"] == ws.GRID["gradient"][1]["10.0"]
+    assert c["overrides"] == GRID["gradient"][1]["10.0"]
 
 
 @pytest.fixture
@@ -93,7 +91,7 @@ def test_check_fails_on_emptied_calibration_or_edited_choice(study):
 
 def test_records_carry_provenance_and_are_never_mixed(tmp_path):
     from moalign.provenance import config_hash, provenance
-    from runlog import RunLog
+    from moalign.runlog import RunLog
 
     p = provenance({"lr": 1e-4}, ROOT, rows=128, decodes=4)
     assert len(p["git_commit"]) == 40 and p["config_sha256"] == config_hash({"lr": 1e-4}) and p["rows"] == 128

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from moalign.experiments import copy_project  # the project's code and pipeline files, copied (also benchmarks/)
 from moalign.schema import deep_merge
 
 ROOT = Path(__file__).resolve().parents[1]
-COPY = ["params.yaml", "dvc.yaml", "stages", "moalign", "flows", "rubrics", "pyproject.toml", ".gitignore"]
 
 TINY: dict[str, Any] = {
     "base": {"threads": 1},
@@ -44,18 +43,6 @@ def tiny_params(extra: dict | None = None, tracking_uri: str | None = None) -> d
     if tracking_uri:
         p["base"]["tracking"]["uri"] = tracking_uri
     return merge(p, extra or {})
-
-
-def copy_project(dest: Path) -> Path:
-    """The project's code and pipeline files (``COPY``) copied into ``dest`` (also used by benchmarks/)."""
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in COPY:
-        src = ROOT / name
-        if src.is_dir():
-            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__", "refined.yaml", "proposals.json"))
-        elif src.exists():
-            shutil.copy2(src, dest / name)
-    return dest
 
 
 def make_repo(dest: Path, extra: dict | None = None, git: bool = False) -> Path:

@@ -6,7 +6,6 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from moalign.rl.weighting import WeightingConfig
 from moalign.schema import StrictModel
 
 
@@ -15,6 +14,68 @@ def distinct_objectives(v: list[str], fix: str = "") -> list[str]:
     if not v or len(set(v)) != len(v):
         raise ValueError("objectives must be a non-empty list without repeats" + fix)
     return v
+
+
+class WeightingConfig(StrictModel):
+    """train.weighting: initial weights and the strategies' knobs."""
+
+    preset: Literal["accuracy", "balanced", "efficiency"] | None = Field(
+        "balanced", description="Paper presets for objectives (accuracy, conciseness, clarity); other objective "
+        "lists accept only balanced (uniform) or explicit weights. Ignored when weights is set."
+    )
+    weights: list[float] | None = Field(
+        None, description="Explicit initial weights, one per objective in train.objectives order, on the simplex."
+    )
+    hv_apply: Literal["objective", "advantage", "reward"] = Field(
+        "objective", description="Where the hypervolume meta-reward acts: per-objective weights (objective), a "
+        "scale of the combined advantages (advantage), or the authors' rewards x meta (reward; cancelled by "
+        "group normalisation, kept as an ablation)."
+    )
+    hv_scale: float = Field(
+        5.0, gt=0, description="Scale inside tanh: meta = 0.5 + 1.5 tanh(hv_scale * gain); 1 with hv_relative "
+        "false = the paper."
+    )
+    hv_relative: bool = Field(True, description="gain = dHV / HV(buffer) (unit-free, default) instead of dHV.")
+    min_weight: float = Field(0.05, ge=0, lt=0.5, description="Floor of every weight in the hypervolume strategy.")
+    reference: Literal["origin", "first"] = Field(
+        "origin", description="Hypervolume reference: origin (0 in every objective) or first (the first "
+        "validation point minus ref_margin, the authors' choice with ref_margin 0)."
+    )
+    ref_margin: float = Field(0.0, ge=0, description="With reference 'first': subtract this from the first point.")
+    degenerate_margin: float = Field(0.05, gt=0, description="reference origin: a coordinate where the first "
+                                     "validation point does not exceed the reference is lowered to (value - this); "
+                                     "module docstring (5).")
+    hv_credit: Literal["proportional", "shapley"] = Field(
+        "proportional", description="hv_apply objective: split of dHV over objectives - proportional to each "
+        "objective's own improvement (default) or Shapley values of the coordinates (favours the currently "
+        "smallest objective under the origin reference; module docstring (4))."
+    )
+    influence: Literal["share", "raw"] = Field(
+        "share", description="Gradient strategy: mirror descent on influence shares I_i/||G||^2 with step "
+        "grad_step (default), or on raw influences with step lr/mu (the authors)."
+    )
+    grad_step: float = Field(0.2, gt=0, description="Mirror-descent step on influence shares (influence: share).")
+    mu: float = Field(1e-3, gt=0, description="influence raw: mirror-descent regularisation (authors' "
+                      "regularization_factor); step = lr / mu.")
+    grad_lr: float | None = Field(None, gt=0, description="influence raw: mirror-descent lr; null = the policy lr.")
+    grad_scale: float = Field(1.0, gt=0, description="influence raw: per-objective gradients are multiplied by "
+                              "this before the influences (the authors sum their micro-batches' gradients without "
+                              "dividing: 4 micro-batches in their Qwen3 scripts, moalign/rl/paper.py).")
+    pareto_switch: float = Field(0.5, ge=0, le=1, description="paretopo: fraction of train.max_steps after which "
+                                 "Pareto-ranking advantages replace the hypervolume-guided weights (moalign/rl/field.py).")
+
+    @field_validator("weights")
+    @classmethod
+    def _simplex(cls, v: list[float] | None) -> list[float] | None:
+        if v is None:
+            return v
+        if not v:
+            raise ValueError("weights must not be empty. Fix: one weight per objective, or null to use the preset")
+        if any(w < 0 for w in v):
+            raise ValueError("weights must be non-negative. Fix: e.g. [0.5, 0.25, 0.25]")
+        if abs(sum(v) - 1) > 1e-6:
+            raise ValueError(f"weights must sum to 1 (they sum to {sum(v):.6g}). Fix: divide each by their sum")
+        return v
 
 
 class DynamicSamplingConfig(StrictModel):

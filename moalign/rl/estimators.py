@@ -113,6 +113,35 @@ def check_group_size(estimator: str, group_size: int) -> None:
 
 
 AGGREGATIONS = ("normalize_then_sum", "sum_then_normalize", "normalize_then_sum_unscaled")
+# the field's aggregations (moalign/rl/field.py names the strategies that use them): not train.aggregation values
+FIELD_AGGREGATIONS = ("variance_adaptive", "pareto_rank")
+
+
+def variance_adaptive(rewards: torch.Tensor, weights: torch.Tensor, unbiased: bool = True) -> torch.Tensor:
+    """(B, G, K) -> (B, G): DVAO-style combination, per group b (moalign/rl/field.py ``dvao``).
+
+    A_bg = sum_k c_k (r_bgk - mu_bk) / (sum_j c_j sd_bj + eps) = sum_k lambda_bk (r_bgk - mu_bk) / sd_bk with
+    lambda_bk = c_k sd_bk / sum_j c_j sd_bj: each objective's normalised advantage weighted by its share of
+    the group's (weighted) spread, so an objective with no spread in a group (no learning signal) gets
+    weight 0 there and the others share its weight; |A| <= sqrt(G - 1) (sample std) whatever the weights.
+    """
+    mu = rewards.mean(1, keepdim=True)
+    sd = rewards.std(1, unbiased=unbiased, keepdim=True) if rewards.shape[1] > 1 else torch.zeros_like(mu)
+    w = weights.to(rewards.dtype)
+    return ((rewards - mu) * w).sum(-1) / ((sd * w).sum(-1) + EPS)
+
+
+def pareto_rank_scores(rewards: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """(B, G, K) -> (B, G) scores -rank, rank = the non-dominated sorting front (0 = first) of each rollout
+    among its group's G reward vectors (all maximised), over the objectives whose weight is > 0
+    (moocore.pareto_rank). ParetoPO's stage-2 signal before the group normalisation."""
+    import moocore
+    import numpy as np
+
+    keep = (weights > 0).cpu().numpy()
+    r = rewards.detach().cpu().double().numpy()[..., keep]
+    ranks = np.stack([moocore.pareto_rank(g, maximise=True) for g in r])
+    return torch.as_tensor(-ranks, dtype=rewards.dtype, device=rewards.device)
 
 
 def combine_advantages(rewards: torch.Tensor, weights: torch.Tensor, estimator: str,
@@ -128,10 +157,15 @@ def combine_advantages(rewards: torch.Tensor, weights: torch.Tensor, estimator: 
     check_group_size(estimator, rewards.shape[1])
     if weights.shape != (rewards.shape[-1],):
         raise ValueError(f"weights of shape {tuple(weights.shape)} for {rewards.shape[-1]} objectives")
-    if aggregation not in AGGREGATIONS or std not in ("sample", "population"):
-        raise ValueError(f"aggregation {aggregation!r} / std {std!r}: valid are {AGGREGATIONS} / sample, population")
+    if aggregation not in AGGREGATIONS + FIELD_AGGREGATIONS or std not in ("sample", "population"):
+        raise ValueError(f"aggregation {aggregation!r} / std {std!r}: valid are {AGGREGATIONS + FIELD_AGGREGATIONS}"
+                         " / sample, population")
     unbiased = std == "sample"
     w = weights.to(rewards.dtype)
+    if aggregation == "variance_adaptive":
+        return variance_adaptive(rewards, w, unbiased)
+    if aggregation == "pareto_rank":
+        return est(pareto_rank_scores(rewards, w), unbiased=unbiased, reduce=reduce)
     if aggregation == "sum_then_normalize":
         return est((rewards * w).sum(-1), unbiased=unbiased, reduce=reduce)  # (B, G)
     per = torch.stack([est(rewards[..., k], unbiased=unbiased, reduce=reduce)

@@ -19,8 +19,15 @@ defaults. Each entry of :data:`PAPER` names where the authors' code does it:
   the first buffer entry (``hypervolumn_contribution.py``: ``reference_point = buffer[0]``).
 - ``weighting.hv_apply: reward, hv_relative: false, hv_scale: 1``: meta = 0.5 + 1.5 tanh(dHV) with the
   absolute dHV multiplies the next step's rewards (``reward_tensor * meta_reward``).
-- ``weighting.influence: raw, grad_lr: 0.1, mu: 1``: w <- softmax(log w + lr_t I / mu) with the
-  authors' ratio lr_t / mu = 1e-6 / 1e-5 = 0.1 (``regularization_factor``), I_i = <g_i, sum_k g_k>.
+- ``weighting.influence: raw, grad_lr: null, mu: 1e-5``: w <- softmax(log w + lr_t I / mu) with the
+  policy's lr_t (``actor.optim.lr``) and their ``regularization_factor`` mu = 1e-5 (Qwen3 scripts;
+  the DeepSeek scripts use 1e-4), I_i = <g_i, sum_k g_k>. Their step is 1e-6 / 1e-5 = 0.1; the same
+  rule at this project's lr 1e-4 is 10 (earlier versions fixed the step at 0.1, i.e. 100x smaller).
+- ``weighting.grad_scale: 4``: ``compute_gradients`` in their ``dp_actor.py`` sums the per-reward
+  gradients over micro-batches without dividing by their number (the policy update divides), so
+  their g_i is (micro-batches) x the batch-mean gradient: 32 prompts x 8 rollouts per mini-batch
+  over 8 GPUs at micro-batch 8 = 4 micro-batches per GPU (Qwen3 optimization scripts); influences
+  are then 16x ours before the step.
 - ``weighting.min_weight: 0``: no floor.
 
 What stays the project's (the world, not the method): the model, data, batch (8 prompts x 8
@@ -50,7 +57,8 @@ PAPER: dict[str, Any] = {
     "grad_kl": True,
     "grad_layers": ["middle"],
     "weighting": {"reference": "first", "ref_margin": 0.0, "hv_apply": "reward", "hv_relative": False,
-                  "hv_scale": 1.0, "min_weight": 0.0, "influence": "raw", "grad_lr": 0.1, "mu": 1.0},
+                  "hv_scale": 1.0, "min_weight": 0.0, "influence": "raw", "grad_lr": None, "mu": 1e-5,
+                  "grad_scale": 4.0},
 }
 
 

@@ -64,10 +64,6 @@ from moalign.text import format_prompt
 log = logging.getLogger("moalign.train")
 
 
-class KilledForTest(RuntimeError):
-    """Raised by ``stop_after`` to simulate a kill right after a checkpoint."""
-
-
 @dataclass
 class TrainResult:
     history: list[dict[str, float]] = field(default_factory=list)  # per-step metrics
@@ -155,10 +151,13 @@ def validation_point(model, tok, cfg: TrainConfig, fns: dict[str, Callable], row
 
 def train(
     cfg: TrainConfig, strategy: str, model, tok, train_rows: list[dict], val_rows: list[dict], seed: int,
-    accelerator=None, ref_model=None, ckpt_dir=None, fingerprint: str = "", log_fn=None, stop_after: int | None = None,
-    snapshot_fn=None,
+    accelerator=None, ref_model=None, ckpt_dir=None, fingerprint: str = "", log_fn=None, snapshot_fn=None,
+    on_checkpoint=None,
 ) -> TrainResult:
-    """Run ``cfg.max_steps`` updates of ``model`` in place; resumes from ``ckpt_dir`` when it holds a match."""
+    """Run ``cfg.max_steps`` updates of ``model`` in place; resumes from ``ckpt_dir`` when it holds a match.
+
+    ``on_checkpoint(step)`` runs on every rank once the checkpoint of ``step`` is complete (after the
+    barrier): a progress report for a flow, or the point where a test interrupts the run to resume it."""
     cfg = cfg.for_strategy(strategy)  # -paper strategies: the authors' rules (moalign/rl/paper.py)
     log_fn = log_fn or (lambda m, s: None)
     device = next(model.parameters()).device
@@ -242,7 +241,8 @@ def train(
                     gmat = accelerator.reduce(gmat, "mean")
                 metrics.update(weighting.update_from_grads(gmat, cfg.lr))
         w = torch.tensor(weighting.weights(), dtype=torch.float32, device=device)  # (K,)
-        adv = combine_advantages(r3 * weighting.reward_scale(), w, cfg.estimator, cfg.aggregation,
+        agg = weighting.aggregation(step, cfg.max_steps) or cfg.aggregation  # the field's strategies: their own
+        adv = combine_advantages(r3 * weighting.reward_scale(), w, cfg.estimator, agg,
                                  cfg.std, reduce).reshape(-1) * weighting.advantage_scale()  # (N,)
         loss, stats = policy_loss(logp, old, adv, cmask, cfg.clip_eps, ref, cfg.kl_coef)
         opt.zero_grad(set_to_none=True)
@@ -283,8 +283,8 @@ def train(
                     "model": _unwrap(model, accelerator).state_dict(), "optimizer": opt.state_dict(),
                     "weighting": weighting.state_dict(), "result": res, "rewards": dist.reward_states(fns)})
             dist.barrier(accelerator)  # nobody runs ahead (or stops) before the checkpoint is complete
-            if stop_after is not None and done >= stop_after:
-                raise KilledForTest(f"stopped after step {done}")
+            if on_checkpoint is not None:
+                on_checkpoint(done)
     res.final_weights = weighting.weights().tolist()
     res.degenerate = weighting.degenerate()
     if res.degenerate.get("zero_hypervolume") and weighting.needs_validation:

@@ -34,17 +34,18 @@ default DAG trains the paper's three fixed presets beside both dynamic strategie
 from __future__ import annotations
 
 import logging
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
-from pydantic import Field, field_validator
 
 from moalign.pareto import hypervolume, non_dominated
 from moalign.registry import Registry
-from moalign.schema import StrictModel
+from moalign.rl.config import WeightingConfig  # noqa: F401 - its home is the torch-free rl/config.py
 
-WEIGHTINGS: Registry = Registry("weighting strategy", lazy={"hypervolume": "moalign.rl.hv_weighting"})
+WEIGHTINGS: Registry = Registry("weighting strategy", lazy={
+    "hypervolume": "moalign.rl.hv_weighting",
+    **{name: "moalign.rl.field" for name in ("gdpo", "mogrpo", "dvao", "pareto", "paretopo")}})
 log = logging.getLogger("moalign.train")
 PRESET_OBJECTIVES = ["accuracy", "conciseness", "clarity"]
 PRESETS = {  # weights for PRESET_OBJECTIVES, as in the paper
@@ -53,63 +54,6 @@ PRESETS = {  # weights for PRESET_OBJECTIVES, as in the paper
     "efficiency": [0.25, 0.375, 0.375],
 }
 _LOG_FLOOR = -30.0  # mirror descent: log-weights below max - 30 are clamped (weights stay > 0)
-
-
-class WeightingConfig(StrictModel):
-    """train.weighting: initial weights and the strategies' knobs."""
-
-    preset: Literal["accuracy", "balanced", "efficiency"] | None = Field(
-        "balanced", description="Paper presets for objectives (accuracy, conciseness, clarity); other objective "
-        "lists accept only balanced (uniform) or explicit weights. Ignored when weights is set."
-    )
-    weights: list[float] | None = Field(
-        None, description="Explicit initial weights, one per objective in train.objectives order, on the simplex."
-    )
-    hv_apply: Literal["objective", "advantage", "reward"] = Field(
-        "objective", description="Where the hypervolume meta-reward acts: per-objective weights (objective), a "
-        "scale of the combined advantages (advantage), or the authors' rewards x meta (reward; cancelled by "
-        "group normalisation, kept as an ablation)."
-    )
-    hv_scale: float = Field(
-        5.0, gt=0, description="Scale inside tanh: meta = 0.5 + 1.5 tanh(hv_scale * gain); 1 with hv_relative "
-        "false = the paper."
-    )
-    hv_relative: bool = Field(True, description="gain = dHV / HV(buffer) (unit-free, default) instead of dHV.")
-    min_weight: float = Field(0.05, ge=0, lt=0.5, description="Floor of every weight in the hypervolume strategy.")
-    reference: Literal["origin", "first"] = Field(
-        "origin", description="Hypervolume reference: origin (0 in every objective) or first (the first "
-        "validation point minus ref_margin, the authors' choice with ref_margin 0)."
-    )
-    ref_margin: float = Field(0.0, ge=0, description="With reference 'first': subtract this from the first point.")
-    degenerate_margin: float = Field(0.05, gt=0, description="reference origin: a coordinate where the first "
-                                     "validation point does not exceed the reference is lowered to (value - this); "
-                                     "module docstring (5).")
-    hv_credit: Literal["proportional", "shapley"] = Field(
-        "proportional", description="hv_apply objective: split of dHV over objectives - proportional to each "
-        "objective's own improvement (default) or Shapley values of the coordinates (favours the currently "
-        "smallest objective under the origin reference; module docstring (4))."
-    )
-    influence: Literal["share", "raw"] = Field(
-        "share", description="Gradient strategy: mirror descent on influence shares I_i/||G||^2 with step "
-        "grad_step (default), or on raw influences with step lr/mu (the authors)."
-    )
-    grad_step: float = Field(0.2, gt=0, description="Mirror-descent step on influence shares (influence: share).")
-    mu: float = Field(1e-3, gt=0, description="influence raw: mirror-descent regularisation (authors' "
-                      "regularization_factor); step = lr / mu.")
-    grad_lr: float | None = Field(None, gt=0, description="influence raw: mirror-descent lr; null = the policy lr.")
-
-    @field_validator("weights")
-    @classmethod
-    def _simplex(cls, v: list[float] | None) -> list[float] | None:
-        if v is None:
-            return v
-        if not v:
-            raise ValueError("weights must not be empty. Fix: one weight per objective, or null to use the preset")
-        if any(w < 0 for w in v):
-            raise ValueError("weights must be non-negative. Fix: e.g. [0.5, 0.25, 0.25]")
-        if abs(sum(v) - 1) > 1e-6:
-            raise ValueError(f"weights must sum to 1 (they sum to {sum(v):.6g}). Fix: divide each by their sum")
-        return v
 
 
 def initial_weights(objectives: list[str], cfg: WeightingConfig) -> np.ndarray:
@@ -176,6 +120,10 @@ class Weighting:
 
     def advantage_scale(self) -> float:
         return 1.0
+
+    def aggregation(self, step: int, max_steps: int) -> str | None:
+        """How this strategy combines the objectives at ``step`` (moalign/rl/field.py); None = train.aggregation."""
+        return None
 
     def reward_scale(self) -> float:
         """Multiplier of every reward before the advantages (the authors' meta-reward; 1.0 unless stated)."""
@@ -284,7 +232,7 @@ class GradientBased(Weighting):
         """grads (K, D): flattened per-objective policy gradients; lr: the current policy lr."""
         if grads.ndim != 2 or grads.shape[0] != len(self.objectives):
             raise ValueError(f"grads of shape {tuple(grads.shape)}; expected (K={len(self.objectives)}, D)")
-        g = grads.double()
+        g = grads.double() * self.cfg.grad_scale  # the authors' micro-batch sum (moalign/rl/paper.py)
         infl = influence(g).detach().cpu().numpy()  # (K,)
         if self.cfg.influence == "share":
             total = float(g.sum(0).pow(2).sum())  # ||G||^2 = sum_i I_i

@@ -9,8 +9,8 @@ import subprocess
 import pytest
 import yaml
 
-from flows.profile import main, parse_set, profile_params
-from flows.profile_report import render
+from flows.profile import main, profile_params
+from moalign.report.profile import render
 
 
 def test_overlays_and_sets_stack_in_order(tmp_path):
@@ -21,7 +21,12 @@ def test_overlays_and_sets_stack_in_order(tmp_path):
     assert p["sft"]["lr"] == 0.0002 and p["sft"]["lora"] == {**p["sft"]["lora"], "enabled": True, "r": 16}
     assert p["train"]["max_steps"] == 3 and p["train"]["strategies"] == ["gradient"]
     assert p["evaluate"]["samples"] == 4  # untouched keys keep params.yaml's values
-    assert parse_set("a.b=1") == {"a": {"b": 1}}
+    # the one override syntax (moalign.config.apply_sets, as `dvc exp run -S`): typed values, bad items named
+    from moalign.schema import ParamsError
+
+    assert profile_params([], ["train.lr=1e-3", "train.grad_layers=[a, b]"])["train"]["grad_layers"] == ["a", "b"]
+    with pytest.raises(ParamsError, match="not key=value"):
+        profile_params([], ["train.max_steps"])
 
 
 @pytest.mark.slow
@@ -34,7 +39,7 @@ def test_profile_run_results_report_and_registries(tmp_path):
                            "evaluate": {"bootstrap": 20}, "base": {"tracking": {"experiment": "moalign-tiny"}}})
     prof.write_text(yaml.safe_dump(overlay))
     ws, res = tmp_path / "ws", tmp_path / "results"
-    assert main(["run", str(prof), "--workspace", str(ws), "--results", str(res), "--set", "sft.max_steps=4"]) == 0
+    assert main(["run", str(prof), "--workspace", str(ws), "--results", str(res), "-S", "sft.max_steps=4"]) == 0
     run = json.loads((res / "run.json").read_text())
     stages = ["prepare", "balance", "sft", "rubric", "train@fixed", "train@hypervolume", "evaluate"]
     assert list(run["wall_seconds"]) == [*stages, "total", "invocation"] and all(v > 0 for v in run["wall_seconds"].values())
@@ -68,7 +73,7 @@ def test_profile_run_results_report_and_registries(tmp_path):
     assert p.returncode == 0, p.stderr[-2000:]
     assert (out / "model.safetensors").exists() and (out / "history.json").exists()
     # a rerun finds every stage up to date (DVC skips them) and still reports what the outputs cost
-    assert main(["run", str(prof), "--workspace", str(ws), "--results", str(res), "--set", "sft.max_steps=4"]) == 0
+    assert main(["run", str(prof), "--workspace", str(ws), "--results", str(res), "-S", "sft.max_steps=4"]) == 0
     again = json.loads((res / "run.json").read_text())
     assert again["cached"] == stages
     assert {k: again["wall_seconds"][k] for k in stages} == {k: run["wall_seconds"][k] for k in stages}

@@ -1,4 +1,4 @@
-"""Smoke runs (1-2 steps) of examples/trl_dynamic_weights.py and benchmarks/trl_weighting.py on a tiny world."""
+"""Smoke runs (1-2 steps) of examples/trl_dynamic_weights.py and moalign/experiments/trl_weighting.py on a tiny world."""
 
 from __future__ import annotations
 
@@ -54,7 +54,8 @@ def test_example_trains_and_resumes(world, tmp_path, monkeypatch, capsys, strate
 
 
 def test_benchmark_smoke_writes_records_and_skips_them_on_rerun(world, tmp_path, monkeypatch, capsys):
-    bench = load(ROOT / "benchmarks/trl_weighting.py")
+    from moalign.experiments import trl_weighting as bench
+
     argv = ["x", "--seeds", "0", "--steps", "1", "--samples", "1", "--test-rows", "1", "--threads", "1",
             "--out", str(tmp_path / "res"), "--work", str(tmp_path / "work"), "--model", str(world / "sft"),
             "--data", str(world / "prepared"),

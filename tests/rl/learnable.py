@@ -220,3 +220,15 @@ def same(a, b, where="state"):
             same(x, y, f"{where}[{i}]")
     else:
         assert type(a) is type(b) and a == b, (where, a, b)
+
+
+class Stopped(RuntimeError):
+    """What :func:`stop_at` raises: the stand-in for a kill right after a checkpoint, in-process."""
+
+
+def stop_at(step: int | None):
+    """``train(..., on_checkpoint=stop_at(2))`` stops the run once the checkpoint of step 2 is complete."""
+    def hook(done: int) -> None:
+        if step is not None and done >= step:
+            raise Stopped(f"stopped after step {done}")
+    return hook

@@ -10,6 +10,9 @@ params.yaml may name ``t_digits``), plus two per-rank instruments, both test-onl
 - ``MOALIGN_TEST_SKEW_VALIDATION=1`` adds 0.01 to rank 1's validation points, standing in for a
   rank whose decodes differ in the last bits (other kernels, other hardware): rank 0's point must
   reach every rank's strategy (moalign/rl/distributed.py ``broadcast_point``);
+- ``MOALIGN_TEST_KILL_AFTER=<step>`` sends SIGTERM to every rank once the checkpoint of that step is
+  complete (the trainer's ``on_checkpoint``): a real kill at a known point, which the stage turns into
+  its one line and exit 143, so the test can resume from that checkpoint;
 - ``MOALIGN_TEST_SHORT_RANK1=1`` makes dynamic sampling's filter keep no group on rank 1, so rank 1
   needs every extra round while rank 0 is usually full after the first: the ranks must still run the
   same rounds (moalign/rl/filtering.py).
@@ -26,6 +29,7 @@ import tests.rl.learnable  # noqa: F401 - registers the test objectives
 
 SKEW_ENV = "MOALIGN_TEST_SKEW_VALIDATION"
 SHORT_ENV = "MOALIGN_TEST_SHORT_RANK1"
+KILL_ENV = "MOALIGN_TEST_KILL_AFTER"
 _WRITE_EVENTS = {"os.mkdir", "os.rename", "os.remove", "os.rmdir", "shutil.rmtree", "os.truncate", "os.symlink"}
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 
@@ -68,7 +72,19 @@ def main(argv: list[str] | None = None) -> int:
         from moalign.rl import filtering
 
         filtering.informative = lambda rewards, idx: torch.zeros(rewards.shape[0], dtype=torch.bool)
+    import stages.train
     from stages.train import main as stage_main
+
+    kill = os.environ.get(KILL_ENV)
+    if kill:
+        import signal
+
+        def kill_after(done: int) -> None:
+            if done >= int(kill):
+                os.kill(os.getpid(), signal.SIGTERM)
+
+        exact_train = stages.train.train
+        stages.train.train = lambda *a, **kw: exact_train(*a, **kw, on_checkpoint=kill_after)
 
     try:
         return stage_main(argv)

@@ -21,9 +21,9 @@ from moalign.generation import Generations
 from moalign.rl import filtering, trainer
 from moalign.rl.distributed import DUMP_ENV
 from moalign.rl.filtering import choose, dynamic_sample, informative
-from moalign.rl.trainer import KilledForTest, train
+from moalign.rl.trainer import train
 from moalign.schema import ParamsError
-from tests.rl.learnable import cfg, learnable, recorded_rollouts, recording, same
+from tests.rl.learnable import Stopped, cfg, learnable, recorded_rollouts, recording, same, stop_at
 from tests.tiny import ROOT, merge
 
 
@@ -229,11 +229,11 @@ def test_resume_with_dynamic_sampling_is_bit_exact(tmp_path, monkeypatch):
 
     def go(ckpt, stop_after=None):
         monkeypatch.setenv(DUMP_ENV, str(tmp_path / f"dump-{ckpt}"))
-        m, res, _ = run(c, "gradient", ckpt_dir=tmp_path / ckpt, fingerprint="f", stop_after=stop_after)
+        m, res, _ = run(c, "gradient", ckpt_dir=tmp_path / ckpt, fingerprint="f", on_checkpoint=stop_at(stop_after))
         return m, res, json.loads((tmp_path / f"dump-{ckpt}" / "rank0.json").read_text())
 
     full_m, full, full_dump = go("a")
-    with pytest.raises(KilledForTest):
+    with pytest.raises(Stopped):
         go("b", stop_after=2)
     res_m, resumed, res_dump = go("b")
     assert res_dump["start"] == 2

@@ -34,7 +34,9 @@ def test_gradient_paper_takes_the_raw_authors_step(fx):
     res = train(c, "gradient-paper", model, tok, rows["train"], rows["val"], seed=0)
     h = res.history[0]
     infl = np.array([h["influence/t_digits"], h["influence/t_letters"]])
-    z = np.log([0.5, 0.5]) + 0.1 * infl / 1.0  # lr/mu = 0.1: the authors' 1e-6 / 1e-5
+    # the authors' rule: step = policy lr / mu (mu = 1e-5, their Qwen3 regularization_factor), on influences of
+    # gradients summed over 4 micro-batches (x4 each, so 16x the influence of the batch-mean gradients)
+    z = np.log([0.5, 0.5]) + c.lr / 1e-5 * infl
     w = np.exp(z - z.max()) / np.exp(z - z.max()).sum()
     assert res.weights[0] == pytest.approx(w.tolist(), abs=1e-6)  # updated before the step that measured it
     assert "influence_share/t_digits" not in h  # raw rule, not the share rule

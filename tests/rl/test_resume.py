@@ -15,8 +15,8 @@ import torch
 
 from moalign import checkpoint
 from moalign.rl.distributed import DUMP_ENV
-from moalign.rl.trainer import KilledForTest, train
-from tests.rl.learnable import cfg, learnable, same
+from moalign.rl.trainer import train
+from tests.rl.learnable import Stopped, cfg, learnable, same, stop_at
 
 
 @pytest.mark.parametrize("strategy", ["gradient", "hypervolume"])
@@ -28,12 +28,12 @@ def test_resume_after_kill_is_bit_exact(tmp_path, monkeypatch, strategy):
         monkeypatch.setenv(DUMP_ENV, str(tmp_path / dump))
         m = learnable()[2]
         res = train(c, strategy, m, tok, rows["train"], rows["val"], seed=0, ckpt_dir=tmp_path / ckpt,
-                    fingerprint="f", stop_after=stop_after,
+                    fingerprint="f", on_checkpoint=stop_at(stop_after),
                     log_fn=(lambda metrics, s: steps.append(s)) if steps is not None else None)
         return m, res, json.loads((tmp_path / dump / "rank0.json").read_text())
 
     full_m, full, full_dump = run("a", "dump-a")
-    with pytest.raises(KilledForTest):
+    with pytest.raises(Stopped):
         run("b", "dump-b", stop_after=2)
     steps: list[int] = []
     res_m, resumed, res_dump = run("b", "dump-b", steps=steps)

@@ -342,7 +342,7 @@ def test_bad_inputs():
     assert "train.weighting.weights" in msg and "sum to 1" in msg and "Fix" in msg
     assert "train.weighting.bogus" in _err({"weighting": {"bogus": 1}})
     assert "valid names" in _err({"estimator": "ppo"})
-    assert "fixed-accuracy" in _err({"strategies": ["fixed", "pareto"]})
+    assert "fixed-accuracy" in _err({"strategies": ["fixed", "lexicographic"]})
     assert "preset in accuracy" in _err({"strategies": ["fixed-greedy"]})
     assert "repeats" in _err({"strategies": ["fixed-accuracy", "fixed-accuracy"]})
     assert parse_strategy("fixed-efficiency") == ("fixed", "efficiency") and parse_strategy("gradient") == ("gradient", None)
@@ -350,8 +350,8 @@ def test_bad_inputs():
     assert "valid names" in _err({"objectives": ["accuracy", "helpfulness"]})
     assert "train.group_size" in _err({"group_size": 1, "estimator": "grpo"})
     assert "train.group_size" in _err({"group_size": 1, "estimator": "rloo"})
-    with pytest.raises(KeyError, match="valid names: fixed, gradient, hypervolume"):
-        WEIGHTINGS.get("pareto")
+    with pytest.raises(KeyError, match="valid names: dvao, fixed, gdpo, gradient, hypervolume, mogrpo, pareto, paretopo"):
+        WEIGHTINGS.get("lexicographic")
     with pytest.raises(ValueError, match="train.weighting.weights has 2 entries"):
         make("fixed", weights=[0.5, 0.5])
     with pytest.raises(ValueError, match="train.weighting.preset"):
@@ -374,7 +374,15 @@ def test_paper_strategies_apply_the_authors_rules():
     w = paper.weighting
     assert (w.reference, w.ref_margin, w.hv_apply, w.hv_relative, w.hv_scale, w.influence) == \
         ("first", 0.0, "reward", False, 1.0, "raw")
-    assert (w.grad_lr or paper.lr) / w.mu == pytest.approx(0.1)  # the authors' lr / regularization_factor
+    # the authors' rule: the policy lr over their regularization_factor, on micro-batch-summed gradients
+    assert (w.grad_lr, w.mu, w.grad_scale) == (None, 1e-5, 4.0)
+    gp = make_weighting("gradient-paper", ["a", "b"], w)
+    g = torch.tensor([[1.0, 0.0], [0.5, 0.5]])
+    info = gp.update_from_grads(g, lr=1e-6)  # their lr: step 0.1
+    # I = <g_i, g_a + g_b>: a 1.5, b 1.0, each x 4^2
+    assert info["influence/a"] == pytest.approx(16 * 1.5) and info["influence/b"] == pytest.approx(16 * 1.0)
+    z = np.log([0.5, 0.5]) + 0.1 * np.array([24.0, 16.0])
+    assert gp.weights() == pytest.approx(np.exp(z) / np.exp(z).sum())
     assert cfg.for_strategy("hypervolume") is cfg  # other strategies keep the config
     g = make_weighting("gradient-paper", OBJ, w)
     assert np.allclose(g.weights(), 1 / 3)  # -paper is no preset

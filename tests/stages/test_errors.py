@@ -197,23 +197,6 @@ def test_debug_shows_traceback_of_expected_errors(untracked, capsys, monkeypatch
     assert "Traceback" in err and "moalign x: error: thing: broken. Fix: mend it" in err
 
 
-def test_train_test_hook_stops_in_one_line(untracked, capsys):
-    """MOALIGN_STOP_AFTER's KilledForTest is the stand-in for a kill: one line naming the checkpoint, exit 2."""
-    from moalign import checkpoint
-    from moalign.rl.trainer import KilledForTest
-
-    def run(p):
-        checkpoint.save("checkpoints/train/fixed", 2, "fp", {})
-        raise KilledForTest("stopped after step 2")
-
-    assert stage_main("train", run, []) == 2
-    err = capsys.readouterr().err
-    assert "Traceback" not in err and "unexpected" not in err, err
-    assert [ln for ln in err.splitlines() if ln.startswith("moalign train:")] == [
-        "moalign train: stopped by the test hook MOALIGN_STOP_AFTER (stopped after step 2); resume with the same "
-        f"command (last checkpoint: {Path('checkpoints/train/fixed/step-0000002')})"]
-
-
 @pytest.mark.parametrize("sig, code", [(15, 143), (2, 130)])
 def test_interrupted_stage_in_process(untracked, capsys, monkeypatch, sig, code):
     """The edge's own handler is installed for the run (and restored after): one line, 128 + signal."""

@@ -7,9 +7,9 @@ while the SFT policy stays the one of the default run. Records go to
 ``benchmarks/results/rubric_seeds/runs.jsonl`` (one per seed, resumable) and the summary to
 ``summary.json``: mean ± sd over seeds of each judge's agreement (initial/refined, all test pairs and
 the correctness-tie split) and the paired difference pointwise - pairwise on the refined rubric's
-tie split. benchmarks/report.py renders it.
+tie split. ``python -m moalign.report`` renders it.
 
-    python benchmarks/rubric_seeds.py --seeds 0 1 2
+    python -m moalign.experiments.rubric_seeds --seeds 0 1 2
 """
 
 from __future__ import annotations
@@ -17,25 +17,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-from runlog import RunLog  # noqa: E402
+from moalign.experiments import ROOT, copy_project
+from moalign.runlog import RunLog
 
 OUT = ROOT / "benchmarks/results/rubric_seeds"
 KEYS = [(j, k) for j in ("pairwise_test", "pointwise_test") for k in ("initial", "refined", "initial_tie", "refined_tie")]
 
 
 def one_seed(seed: int, threads: int) -> dict:
-    from tests.tiny import copy_project
-
     with tempfile.TemporaryDirectory() as d:
         work = copy_project(Path(d) / "repo")
         for rel in ("models/sft", "data/prepared"):
@@ -48,8 +43,7 @@ def one_seed(seed: int, threads: int) -> dict:
         (work / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
         cwd = os.getcwd()
         os.chdir(work)
-        try:
-            sys.path.insert(0, str(work))
+        try:  # this checkout's stages (the copy's are the same code); paths resolve in the copy (cwd)
             from moalign.config import load_params
             from stages.rubric import run
 

@@ -17,8 +17,8 @@ is also judged by the rubric it was *not* trained on), the hidden criterion of t
 ``<out>/summary.csv`` and ``<out>/runs.jsonl`` hold them. The question: does the generic rubric
 get length-hacked (length up, accuracy and honesty not), and does the refined one resist?
 
-    python benchmarks/rubric_rl.py                         # defaults: seed 0, 80 steps, both rubrics (~17 min on 2 busy cores)
-    python benchmarks/rubric_rl.py --seeds 0 1 --steps 100 --set kl_coef=0.05
+    python -m moalign.experiments.rubric_rl                # defaults: seed 0, 80 steps, both rubrics (~17 min on 2 busy cores)
+    python -m moalign.experiments.rubric_rl --seeds 0 1 --steps 100 --set kl_coef=0.05
 """
 
 from __future__ import annotations
@@ -26,16 +26,13 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-from runlog import RunLog  # noqa: E402
+from moalign.experiments import ROOT
+from moalign.runlog import RunLog
 
 CURVES = ("rewards/accuracy/mean", "charts/completion_length", "rewards/rubric/mean")
 
@@ -56,7 +53,7 @@ def one_run(job: dict) -> dict:
     from moalign.rl.rewards import make_reward
     from moalign.rl.trainer import train
     from moalign.rubric.annotators import honest_working
-    from rl_efficiency import train_cfg
+    from moalign.experiments.rl_efficiency import train_cfg
 
     torch.set_num_threads(job["threads"])
     torch.manual_seed(job["seed"])

@@ -1,18 +1,17 @@
 """The report blocks: one function per table, ``f(root) -> markdown``, each reading one committed file.
 
 ``BLOCKS[readme][name]`` is rendered between ``<!-- report:name -->`` markers of that readme
-(benchmarks/report.py). A missing file renders a line saying which command produces it.
+(moalign/report/cli.py). A missing file renders a line saying which command produces it.
 """
 
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 from typing import Callable
 
+from moalign.report.fmt import RES, f3, load, load_runs, missing, msd, pm  # the one loader and formatter
 from moalign.study_summary import decision_table
-from report_fmt import _load, _missing, _msd, _runs, f3, pm  # noqa: F401  (the one loader and formatter)
 
 REF = "results/reference"  # the reference run README renders (moalign/reference.py); `dvc repro` never writes it
 
@@ -29,9 +28,9 @@ def _last_weights(root: Path, strategy: str, objs: list[str]) -> list[float] | N
 
 def results(root: Path) -> str:
     rel = "results/reference/metrics/evaluate.json"
-    m = _load(root, rel)
+    m = load(root, rel)
     if m is None:
-        return _missing(rel, "dvc repro && moalign reference save")
+        return missing(rel, "dvc repro && moalign reference save")
     objs = m["objectives"]
     found = [k for k, v in m.items() if isinstance(v, dict) and "hypervolume" in v]
     names = [n for n in ("base", "sft") if n in found] + [n for n in found if n not in ("base", "sft")]
@@ -59,9 +58,9 @@ def results(root: Path) -> str:
 def results_facts(root: Path) -> str:
     """Bullets about the default run, each computed from metrics/evaluate.json, metrics/sft.json and the
     train stages' history.csv."""
-    m, sft = _load(root, "results/reference/metrics/evaluate.json"), _load(root, "results/reference/metrics/sft.json")
+    m, sft = load(root, "results/reference/metrics/evaluate.json"), load(root, "results/reference/metrics/sft.json")
     if m is None:
-        return _missing("results/reference/metrics/evaluate.json", "dvc repro && moalign reference save")
+        return missing("results/reference/metrics/evaluate.json", "dvc repro && moalign reference save")
     objs = m["objectives"]
     pol = {k: v for k, v in m.items() if isinstance(v, dict) and "hypervolume" in v}
     rl = [n for n in pol if n not in ("sft", "base")]
@@ -101,9 +100,9 @@ def results_facts(root: Path) -> str:
 
 def rubric(root: Path) -> str:
     rel = "results/reference/metrics/rubric.json"
-    m = _load(root, rel)
+    m = load(root, rel)
     if m is None:
-        return _missing(rel, "dvc repro && moalign reference save")
+        return missing(rel, "dvc repro && moalign reference save")
     lines = ["| judge | rubric | all test pairs | tie split (test) |", "|---|---|---|---|"]
     for judge in ("pairwise", "pointwise"):
         t = m.get(f"{judge}_test") or {}
@@ -118,14 +117,19 @@ def rubric(root: Path) -> str:
 
 # ---- the weighting study -----------------------------------------------------------------------------------
 
-STUDY = "benchmarks/results/weighting_study/summary.json"
-STUDY_CMD = "moalign study summary --out benchmarks/results/weighting_study"
+STUDY = f"{RES}/weighting_study/summary.json"
+STUDY_CMD = f"moalign study summary --out {RES}/weighting_study"
+# the settings of the committed weighting study (5 reporting seeds, tuning seeds 100 101, 150 steps, 32 prompts per
+# domain x 4 sampled decodes, every strategy): rerunning it resumes that study
+STUDY_RUN_CMD = ("moalign study run --seeds 0 1 2 3 4 --tuning-seeds 100 101 --steps 150 --rows 32 --samples 4 "
+                 "--strategies fixed-accuracy fixed-balanced fixed-efficiency hypervolume gradient hypervolume-paper "
+                 f"gradient-paper --out {RES}/weighting_study")
 
 
 def study(root: Path) -> str:
-    s = _load(root, STUDY)
+    s = load(root, STUDY)
     if s is None:
-        return _missing(STUDY, STUDY_CMD)
+        return missing(STUDY, STUDY_CMD)
     objs = s["objectives"]
     lines = ["| strategy | knob | " + " | ".join(objs) + " | length | test HV | weight_shift | final weights | "
              "HV - best fixed (paired) | steps to best fixed's final val HV |",
@@ -151,26 +155,25 @@ def study(root: Path) -> str:
 
 
 def decisions(root: Path) -> str:
-    s = _load(root, STUDY)
+    s = load(root, STUDY)
     if s is None:
-        return _missing(STUDY, STUDY_CMD)
+        return missing(STUDY, STUDY_CMD)
     lines = decision_table(s)  # the one rendering, shared with `moalign study`'s decisions.md
     alpha = next((d["alpha"] for d in reversed(s["decisions"]) if "alpha" in d), None)
     lines.append("")
     lines.append(f"Source: `{STUDY}`, computed by moalign/study_summary.py `decisions()` with one rule for every "
                  f"row: a two-sided paired t-test over the reporting seeds at alpha = {alpha}. A pick is named when "
                  "it beats the runner-up significantly, else the row says tie; a dynamic strategy \"beats\" the best "
-                 "fixed preset (yes), loses to it (no), or ties. `benchmarks/report.py --check` recomputes this file "
+                 "fixed preset (yes), loses to it (no), or ties. `python -m moalign.report --check` recomputes this file "
                  "from the raw records.")
     return "\n".join(lines)
 
 
 def calibration(root: Path) -> str:
-    s = _load(root, STUDY)
-    c = s.get("calibration") if s else _load(root, "benchmarks/results/weighting_study/calibration/chosen.json")
+    s = load(root, STUDY)
+    c = s.get("calibration") if s else load(root, f"{RES}/weighting_study/calibration/chosen.json")
     if not c:
-        return _missing("benchmarks/results/weighting_study/calibration/chosen.json",
-                        "python benchmarks/weighting_study.py")
+        return missing(f"{RES}/weighting_study/calibration/chosen.json", STUDY_RUN_CMD)
     lines = ["| strategy | knob | grid: mean validation HV (sd) over tuning seeds | chosen | authors' value |",
              "|---|---|---|---|---|"]
     for n, x in c.items():
@@ -184,10 +187,10 @@ def calibration(root: Path) -> str:
 
 
 def rubric_seeds(root: Path) -> str:
-    rel = "benchmarks/results/rubric_seeds/summary.json"
-    s = _load(root, rel)
+    rel = f"{RES}/rubric_seeds/summary.json"
+    s = load(root, rel)
     if s is None:
-        return _missing(rel, "python benchmarks/rubric_seeds.py --seeds 0 1 2")
+        return missing(rel, "python -m moalign.experiments.rubric_seeds --seeds 0 1 2")
     lines = ["| judge | rubric | all test pairs | tie split (test) |", "|---|---|---|---|"]
     for j in ("pairwise", "pointwise"):
         for k in ("initial", "refined"):
@@ -203,14 +206,14 @@ def rubric_seeds(root: Path) -> str:
 
 def trl(root: Path) -> str:
     """TRL's GRPOTrainer: static weights vs the two callbacks, beside our own trainer on the same seeds."""
-    rel = "benchmarks/results/trl_weighting/runs.jsonl"
-    runs = _runs(root, rel)
+    rel = f"{RES}/trl_weighting/runs.jsonl"
+    runs = load_runs(root, rel)
     if not runs:
-        return _missing(rel, "python benchmarks/trl_weighting.py --seeds 0 1 2")
+        return missing(rel, "python -m moalign.experiments.trl_weighting --seeds 0 1 2")
     objs = runs[0]["objectives"]
     seeds = sorted({r["seed"] for r in runs})
     steps = runs[0]["steps"]
-    study = [r for r in _runs(root, "benchmarks/results/weighting_study/study/runs.jsonl")
+    study = [r for r in load_runs(root, f"{RES}/weighting_study/study/runs.jsonl")
              if r["seed"] in seeds and r["steps"] == steps]
     rows = [("TRL " + s, [r for r in runs if r["side"] == s]) for s in ("static", "hypervolume", "gradient")]
     rows += [("moalign " + s, [r for r in study if r["strategy"] == s]) for s in ("fixed-balanced", "hypervolume", "gradient")]
@@ -223,16 +226,16 @@ def trl(root: Path) -> str:
         get = (lambda r: (r["test_point"], r["test_length"], r["test_hv"])) if name.startswith("TRL") else \
               (lambda r: (r["point"], r["length"], r["hypervolume"]))
         vals = [get(r) for r in rs]
-        cells = [pm(*_msd([v[0][k] for v in vals])) for k in range(len(objs))]
-        w = [_msd([r["final_weights"][k] for r in rs])[0] for k in range(len(objs))]
+        cells = [pm(*msd([v[0][k] for v in vals])) for k in range(len(objs))]
+        w = [msd([r["final_weights"][k] for r in rs])[0] for k in range(len(objs))]
         diff = "-"
         if name.startswith("TRL") and name != "TRL static":
             d = [r["test_hv"] - base[r["seed"]] for r in rs if r["seed"] in base]
             if d:
-                m_, s_ = _msd(d)
+                m_, s_ = msd(d)
                 diff = f"{m_:+.4f} ± {s_:.4f} ({sum(x > 0 for x in d)}/{len(d)})"
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {pm(*_msd([v[1] for v in vals]), 1)} | "
-                     f"{pm(*_msd([v[2] for v in vals]), 4)} | {' / '.join(f'{x:.2f}' for x in w)} | {diff} |")
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {pm(*msd([v[1] for v in vals]), 1)} | "
+                     f"{pm(*msd([v[2] for v in vals]), 4)} | {' / '.join(f'{x:.2f}' for x in w)} | {diff} |")
     lines.append("")
     lines.append(f"Source: `{rel}` (TRL 1.16 GRPOTrainer, seeds {seeds}, {steps} steps, "
                  f"{runs[0].get('aggregation')}; test split, expected rewards of sampled decodes; mean ± sd over "
@@ -242,14 +245,11 @@ def trl(root: Path) -> str:
 
 
 def real_model(root: Path) -> str:
-    """The SmolLM2 profile's section, rendered by flows/profile_report.py from results/smollm2 only."""
-    import sys
-
+    """The SmolLM2 profile's section, rendered by moalign/report/profile.py from results/smollm2 only."""
     folder = root / "results/smollm2"
     if not (folder / "run.json").exists():
-        return _missing("results/smollm2/run.json", "make repro-real")
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from flows.profile_report import render
+        return missing("results/smollm2/run.json", "make repro-real")
+    from moalign.report.profile import render
 
     return render(folder, root)
 

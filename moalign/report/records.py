@@ -1,10 +1,10 @@
 """benchmarks/README's report blocks, all of them (``RECORD_BLOCKS``), and those of the earlier measurements.
 
-``RECORD_BLOCKS`` = the current measurements' blocks (benchmarks/report_current.py) + the records' blocks below;
-``report.BLOCKS["benchmarks/README.md"]`` merges it. Records are studies made on an earlier world or
+``RECORD_BLOCKS`` = the current measurements' blocks (moalign/report/current.py) + the records' blocks below;
+``cli.BLOCKS["benchmarks/README.md"]`` merges it. Records are studies made on an earlier world or
 earlier code (the KL probes, the 3-seed RL efficiency study, the first aggregation comparison, RL on the
 initial vs refined rubric): their files stay as they were and their blocks render them with the benchmark's
-own summary code (``rl_efficiency.strategy_table``/``reach``, ``rubric_rl.summary_row``); the README says
+own summary code (moalign/experiments: ``rl_efficiency.strategy_table``/``reach``, ``rubric_rl.summary_row``); the README says
 what changed since each was measured.
 """
 
@@ -15,10 +15,10 @@ from typing import Callable
 
 import numpy as np
 
-import report_current as cur
-import rl_efficiency as rle
-import rubric_rl
-from report_current import RES, _h, _per_seed
+from moalign.experiments import rl_efficiency as rle
+from moalign.experiments import rubric_rl
+from moalign.report import current as cur
+from moalign.report.fmt import RES, load_runs, missing, per_seed
 
 PROBES = {"probe1": "KL 0", "probe_kl0.1": "KL 0.1", "probe_kl0.3": "KL 0.3"}
 PAPER_RATIO = 0.70  # the paper's reported ceiling on steps-to-front of hypervolume-guided vs the best fixed preset
@@ -33,11 +33,11 @@ def _worked_acc(rs: list[dict]) -> str:
 def probes(root: Path) -> str:
     runs = []
     for d, kl in PROBES.items():
-        for r in _h()._runs(root, f"{RES}/{d}/runs.jsonl"):
+        for r in load_runs(root, f"{RES}/{d}/runs.jsonl"):
             r["_label"] = f"{r['strategy']}{' (grad_step 0.5)' if r['strategy'] == 'gradient' else ''}, {kl}"
             runs.append(r)
     if not runs:
-        return _h()._missing(f"{RES}/probe1/runs.jsonl", "the commands above")
+        return missing(f"{RES}/probe1/runs.jsonl", "the commands above")
     lines = rle.strategy_table(runs, label=lambda r: r["_label"], key="run",
                                extra={"worked-style accuracy": _worked_acc})
     lines += ["", "Source: " + ", ".join(f"`{RES}/{d}/runs.jsonl`" for d in PROBES) +
@@ -47,17 +47,17 @@ def probes(root: Path) -> str:
 
 
 EFF = f"{RES}/rl_efficiency/runs.jsonl"
-EFF_CMD = "python benchmarks/rl_efficiency.py --seeds 0 1 2 --steps 150 --jobs 2"
+EFF_CMD = "python -m moalign.experiments.rl_efficiency --seeds 0 1 2 --steps 150 --jobs 2"
 
 
 def _eff(root: Path) -> list[dict]:
-    return sorted(_h()._runs(root, EFF), key=lambda r: r["seed"])
+    return sorted(load_runs(root, EFF), key=lambda r: r["seed"])
 
 
 def rl_efficiency(root: Path) -> str:
     runs = _eff(root)
     if not runs:
-        return _h()._missing(EFF, EFF_CMD)
+        return missing(EFF, EFF_CMD)
     lines = rle.strategy_table(runs)
     lines += ["", f"Source: `{EFF}` (seeds {sorted({r['seed'] for r in runs})}, {runs[0]['steps']} steps; test "
               "split, expected rewards of sampled decodes; mean ± sd over seeds; final weights: mean over seeds)."]
@@ -67,7 +67,7 @@ def rl_efficiency(root: Path) -> str:
 def rl_efficiency_reach(root: Path) -> str:
     runs = _eff(root)
     if not runs:
-        return _h()._missing(EFF, EFF_CMD)
+        return missing(EFF, EFF_CMD)
     lines = rle.reach_table(runs)
     v = [x["step"] for x in runs[0]["validation"]]
     every = v[1] - v[0] if len(v) > 1 else v[0]
@@ -80,7 +80,7 @@ def rl_efficiency_reach(root: Path) -> str:
 def rl_efficiency_notes(root: Path) -> str:
     runs = _eff(root)
     if not runs:
-        return _h()._missing(EFF, EFF_CMD)
+        return missing(EFF, EFF_CMD)
     objs = runs[0]["objectives"]
     seeds = sorted({r["seed"] for r in runs})
     by = {n: [r for r in runs if r["strategy"] == n] for n in dict.fromkeys(r["strategy"] for r in runs)}
@@ -92,8 +92,8 @@ def rl_efficiency_notes(root: Path) -> str:
         order = sorted(presets, key=lambda n: -np.mean(acc[n]))
         same = all(all(acc[a][i] > acc[b][i] and ln[a][i] > ln[b][i] for a, b in zip(order, order[1:]))
                    for i in range(len(seeds)))
-        out.append(f"- Presets, per seed {seeds}: accuracy " + "; ".join(f"{n} {_per_seed(acc[n])}" for n in order) +
-                   "; length " + "; ".join(f"{n} {_per_seed(ln[n], 1)}" for n in order) +
+        out.append(f"- Presets, per seed {seeds}: accuracy " + "; ".join(f"{n} {per_seed(acc[n])}" for n in order) +
+                   "; length " + "; ".join(f"{n} {per_seed(ln[n], 1)}" for n in order) +
                    f". Same order of accuracy and length on every seed: {'yes' if same else 'no'}.")
     reach = rle.reach(runs)
     if "hypervolume" in reach:
@@ -105,7 +105,7 @@ def rl_efficiency_notes(root: Path) -> str:
     if "gradient" in by:
         g = by["gradient"]
         sd_other = max(float(np.std(acc[n], ddof=1)) for n in by if n != "gradient")
-        out.append(f"- gradient, per seed: accuracy {_per_seed(acc['gradient'])}, final weights "
+        out.append(f"- gradient, per seed: accuracy {per_seed(acc['gradient'])}, final weights "
                    + "; ".join(" / ".join(f"{w:.2f}" for w in r["final_weights"]) for r in g)
                    + f" ({' / '.join(objs)}); sd of its accuracy over seeds / the largest of the other strategies: "
                    f"x{float(np.std(acc['gradient'], ddof=1)) / sd_other:.1f}.")
@@ -127,7 +127,7 @@ RUB = {"rubric_rl": "KL 0.3", "rubric_rl_kl0.05": "KL 0.05"}
 def _rubric_rows(root: Path) -> list[dict]:
     rows = []
     for d, kl in RUB.items():
-        for r in _h()._runs(root, f"{RES}/{d}/runs.jsonl"):
+        for r in load_runs(root, f"{RES}/{d}/runs.jsonl"):
             rows.append({**rubric_rl.summary_row(r), "run": f"seed {r['seed']}, {kl}",
                          "se": r["test_se"], "kl": kl})
     return sorted(rows, key=lambda x: (list(RUB.values()).index(x["kl"]), x["seed"], x["rubric"] != "initial"))
@@ -136,7 +136,7 @@ def _rubric_rows(root: Path) -> list[dict]:
 def rubric_rl_table(root: Path) -> str:
     rows = _rubric_rows(root)
     if not rows:
-        return _h()._missing(f"{RES}/rubric_rl/runs.jsonl", "python benchmarks/rubric_rl.py")
+        return missing(f"{RES}/rubric_rl/runs.jsonl", "python -m moalign.experiments.rubric_rl")
     lines = ["| run | rubric | rollout length | rollout accuracy | test accuracy | test length | test honesty | "
              "worked share |", "|---|---|---|---|---|---|---|---|"]
     for x in rows:
@@ -170,7 +170,7 @@ def rubric_rl_table(root: Path) -> str:
 
 RECORD_BLOCKS: dict[str, Callable[[Path], str]] = {
     "aggregation": cur.aggregation, "sft_styles": cur.sft_styles, "sft_stage": cur.sft_stage,
-    **{n: cur._throughput(n) for n in cur.THROUGHPUT}, "parallel": cur.parallel,
+    **{n: cur.throughput_block(n) for n in cur.THROUGHPUT}, "parallel": cur.parallel,
     "balance_world": cur.balance_world, "balance": cur.balance_main, "balance_training": cur.balance_training,
     "balance_evidence": cur.balance_evidence,
     "probes": probes, "rl_efficiency": rl_efficiency, "rl_efficiency_reach": rl_efficiency_reach,

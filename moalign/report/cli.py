@@ -2,13 +2,13 @@
 
 Every table of numbers in the two READMEs sits between markers ``<!-- report:NAME -->`` and
 ``<!-- /report:NAME -->`` and is produced here from a committed file (the file is named under the
-table). ``python benchmarks/report.py`` rewrites the blocks; ``--check`` exits 1 and names the blocks
+table). ``python -m moalign.report`` rewrites the blocks; ``--check`` exits 1 and names the blocks
 that differ (tests/test_report.py runs it in CI), so a README number cannot drift from its file; it
 also recomputes the files derived from raw records (the weighting study's summary.json and
 chosen.json: :func:`derived`) and fails when a record or a derived file was edited by hand.
 
-    python benchmarks/report.py            # or: make report
-    python benchmarks/report.py --check
+    python -m moalign.report               # or: moalign report, make report
+    python -m moalign.report --check
 """
 
 from __future__ import annotations
@@ -20,12 +20,13 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
-from report_blocks import BLOCKS  # noqa: E402
-from report_records import RECORD_BLOCKS  # noqa: E402  (benchmarks/README's other blocks)
+from moalign.report import blocks
+from moalign.report.records import RECORD_BLOCKS
 
-BLOCKS["benchmarks/README.md"].update(RECORD_BLOCKS)
+ROOT = Path(__file__).resolve().parents[2]  # the checkout (editable install): README.md, benchmarks/results
+# every readme's blocks: README's (blocks.py) and benchmarks/README's (blocks.py + records.py, current.py)
+BLOCKS: dict[str, dict[str, Callable[[Path], str]]] = {
+    **blocks.BLOCKS, "benchmarks/README.md": {**blocks.BLOCKS["benchmarks/README.md"], **RECORD_BLOCKS}}
 
 MARK = re.compile(r"(<!-- report:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /report:(?P=name) -->)", re.S)
 
@@ -85,7 +86,7 @@ def derived(root: Path) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m moalign.report", description=__doc__.split("\n")[0])
     ap.add_argument("--check", action="store_true", help="exit 1 if a block differs from its files")
     ap.add_argument("--root", default=str(ROOT))
     a = ap.parse_args(argv)
@@ -98,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         if changed and not a.check:
             path.write_text(text)
     if a.check and stale:
-        print("stale report blocks (run `python benchmarks/report.py`): " + ", ".join(stale), file=sys.stderr)
+        print("stale report blocks (run `python -m moalign.report`): " + ", ".join(stale), file=sys.stderr)
         return 1
     bad = derived(root) if a.check else []
     if bad:

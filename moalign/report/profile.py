@@ -1,4 +1,4 @@
-"""The README section of a profile run, rendered only from its committed results folder (flows/profile.py).
+"""The README section of a profile run (flows/profile.py), rendered only from its committed results folder.
 
     python -m flows.profile report results/smollm2 > /tmp/real_model.md
 
@@ -11,23 +11,24 @@ errors, hypervolume with its bootstrap interval, weight_shift, styles, greedy va
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import yaml
 
+from moalign.report.fmt import load, pm
+
 
 def _load(folder: Path, rel: str) -> dict:
-    p = folder / rel
-    return json.loads(p.read_text()) if p.exists() else {}
+    return load(folder, rel) or {}
 
 
 def _pm(m: dict, key: str, digits: int = 3) -> str:
+    """``m[key] +- m[key_se]`` (ASCII, as the profile's section has always printed it)."""
     v, se = m.get(key), m.get(f"{key}_se")
     if v is None:
         return "-"
-    return f"{v:.{digits}f} +- {se:.{digits}f}" if se is not None else f"{v:.{digits}f}"
+    return pm(v, se, digits, sep="+-") if se is not None else f"{v:.{digits}f}"
 
 
 def _diff(a: dict, b: dict, key: str) -> str:
@@ -64,7 +65,7 @@ def policy_table(ev: dict, objectives: list[str], names: list[str]) -> list[str]
 def _link(folder: Path, root: Path | None = None) -> str:
     """``folder`` as README links it: relative to the repository root (``root``, default this checkout) when
     inside it (README must not depend on where the clone lives), else as given."""
-    root = Path(root).resolve() if root is not None else Path(__file__).resolve().parents[1]
+    root = Path(root).resolve() if root is not None else Path(__file__).resolve().parents[2]
     try:
         return folder.resolve().relative_to(root).as_posix()
     except ValueError:

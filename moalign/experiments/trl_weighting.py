@@ -20,28 +20,25 @@ test split with evaluate's measurement (``score_policy``: ``--samples`` sampled 
 test objective, length and hypervolume (reference: origin), the mean prompt-clustered standard error
 within a run, and the paired (same seed) difference of each dynamic side from ``static``.
 
-Each finished run is appended to ``<out>/runs.jsonl`` (a rerun skips what is there; runlog.py);
+Each finished run is appended to ``<out>/runs.jsonl`` (a rerun skips what is there; moalign/runlog.py);
 the table goes to stdout and ``<out>/summary.csv``.
 
-    python benchmarks/trl_weighting.py --seeds 0 1 2 --steps 40
-    python benchmarks/trl_weighting.py --seeds 0 --steps 2 --samples 1 --test-rows 1 --out /tmp/trl_smoke \\
+    python -m moalign.experiments.trl_weighting --seeds 0 1 2 --steps 40
+    python -m moalign.experiments.trl_weighting --seeds 0 --steps 2 --samples 1 --test-rows 1 --out /tmp/trl_smoke \\
         --set prompts_per_step=2 group_size=2 max_new_tokens=16 val_rows=4 eval_every=1   # smoke
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-from rl_efficiency import train_cfg  # noqa: E402
-from runlog import RunLog  # noqa: E402
+from moalign.experiments import ROOT
+from moalign.experiments.rl_efficiency import train_cfg
+from moalign.runlog import RunLog
 
 SIDES = ("static", "hypervolume", "gradient")
 

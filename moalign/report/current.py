@@ -1,11 +1,12 @@
 """benchmarks/README's report blocks for the current measurements (the weighting study's aggregation
 comparison, the SFT policy, throughput, parallel stages, balance strategies): ``f(root) -> markdown``.
 
-Collected with the records' blocks in ``report_records.RECORD_BLOCKS`` and merged into
-``report.BLOCKS["benchmarks/README.md"]``; rendered by benchmarks/report.py like every block there
+Collected with the records' blocks in ``records.RECORD_BLOCKS`` and merged into
+``cli.BLOCKS["benchmarks/README.md"]``; rendered by ``python -m moalign.report`` like every block there
 (one committed results file per table, a "Source:" line naming it; a missing file renders the command that
-makes it). The tables reuse each benchmark's own summary code (``rl_efficiency.strategy_table``,
-``balance.final_table``/``training_table``, ``rl_throughput.lines``), so a block shows what the benchmark printed.
+makes it). The tables reuse each experiment's own summary code (``moalign.experiments.rl_efficiency.strategy_table``,
+``balance.final_table``/``training_table``) and benchmarks/rl_throughput.py's printout (``throughput.lines``), so a
+block shows what the run printed.
 """
 
 from __future__ import annotations
@@ -16,34 +17,24 @@ from typing import Callable
 
 import numpy as np
 
-import balance
-import report_fmt
-import rl_efficiency as rle
-import rl_throughput
+from moalign.experiments import balance
+from moalign.experiments import rl_efficiency as rle
+from moalign.report import throughput
+from moalign.report.fmt import RES, f3, load, load_runs, missing, per_seed, pm
 
-RES = "benchmarks/results"
-AGG_CMD = ("python benchmarks/rl_efficiency.py --seeds 0 1 2 --steps 80 --strategies fixed-balanced --jobs 2{} "
+AGG_CMD = ("python -m moalign.experiments.rl_efficiency --seeds 0 1 2 --steps 80 --strategies fixed-balanced --jobs 2{} "
            "--out benchmarks/results/{}")
 GRADIENT_TARGET = 1.3  # the issue's ceiling on the gradient strategy's step time over a fixed one
-
-
-def _h():
-    """The report's loader and formatter (report_fmt)."""
-    return report_fmt
-
-
-def _per_seed(xs, d: int = 3) -> str:
-    return " / ".join(f"{x:.{d}f}" for x in xs)
 
 
 # ---- the weighting study's aggregation comparison (and its first measurement) ------------------------------
 
 def _aggregation(root: Path, prefix: str, sft: bool, names: dict[str, str] | None = None) -> str:
     orders = {"normalize_then_sum": "", "sum_then_normalize": " --set aggregation=sum_then_normalize"}
-    runs = {o: sorted(_h()._runs(root, f"{RES}/{prefix}_{o}/runs.jsonl"), key=lambda r: r["seed"]) for o in orders}
+    runs = {o: sorted(load_runs(root, f"{RES}/{prefix}_{o}/runs.jsonl"), key=lambda r: r["seed"]) for o in orders}
     miss = [f"{RES}/{prefix}_{o}/runs.jsonl" for o in orders if not runs[o]]
     if miss:
-        return "; ".join(_h()._missing(m, AGG_CMD.format(orders[o], f"{prefix}_{o}")) for m, o in
+        return "; ".join(missing(m, AGG_CMD.format(orders[o], f"{prefix}_{o}")) for m, o in
                          zip(miss, [o for o in orders if not runs[o]]))
     for o, rs in runs.items():
         for r in rs:
@@ -53,11 +44,11 @@ def _aggregation(root: Path, prefix: str, sft: bool, names: dict[str, str] | Non
     a, b = runs["normalize_then_sum"], runs["sum_then_normalize"]
     seeds = [r["seed"] for r in a]
     acc = [np.mean([r["test_point"][0] for r in rs]) for rs in (a, b)]
-    lines += ["", f"Per seed {seeds}, accuracy {_per_seed(r['test_point'][0] for r in a)} (normalize_then_sum) vs "
-              f"{_per_seed(r['test_point'][0] for r in b)} (sum_then_normalize); length "
-              f"{_per_seed((r['test_length'] for r in a), 1)} vs {_per_seed((r['test_length'] for r in b), 1)}. "
+    lines += ["", f"Per seed {seeds}, accuracy {per_seed(r['test_point'][0] for r in a)} (normalize_then_sum) vs "
+              f"{per_seed(r['test_point'][0] for r in b)} (sum_then_normalize); length "
+              f"{per_seed((r['test_length'] for r in a), 1)} vs {per_seed((r['test_length'] for r in b), 1)}. "
               f"Mean accuracy, sum_then_normalize / normalize_then_sum: x{acc[1] / acc[0]:.2f}."]
-    ev = _h()._load(root, "results/reference/metrics/evaluate.json") if sft else None
+    ev = load(root, "results/reference/metrics/evaluate.json") if sft else None
     if ev and "sft" in ev:
         lines[-1] += (f" The reference run's SFT policy (`results/reference/metrics/evaluate.json`, same measurement): accuracy "
                       f"{ev['sft']['accuracy']:.3f}, length {ev['sft']['length']:.1f}.")
@@ -80,14 +71,14 @@ def aggregation_v1(root: Path) -> str:
 
 def sft_styles(root: Path) -> str:
     rel = "results/reference/metrics/evaluate.json"
-    m = _h()._load(root, rel)
+    m = load(root, rel)
     if m is None or "sft" not in m:
-        return _h()._missing(rel, "dvc repro && moalign reference save")
+        return missing(rel, "dvc repro && moalign reference save")
     s = m["sft"]
     lines = ["| style | share of sampled answers | accuracy within the style |", "|---|---|---|"]
-    lines += [f"| {k} | {s[f'style_{k}']:.2f} | {_h().f3(s.get(f'style_{k}_accuracy'))} |" for k in rle.STYLES]
-    lines += ["", f"All sampled answers: accuracy {_h().pm(s['accuracy'], s['accuracy_se'])}, length "
-              f"{_h().pm(s['length'], s['length_se'], 1)} tokens, clarity {s['clarity']:.3f}. Greedy decoding of the "
+    lines += [f"| {k} | {s[f'style_{k}']:.2f} | {f3(s.get(f'style_{k}_accuracy'))} |" for k in rle.STYLES]
+    lines += ["", f"All sampled answers: accuracy {pm(s['accuracy'], s['accuracy_se'])}, length "
+              f"{pm(s['length'], s['length_se'], 1)} tokens, clarity {s['clarity']:.3f}. Greedy decoding of the "
               f"same prompts: accuracy {s['greedy_accuracy']:.3f}, length {s['greedy_length']:.1f} tokens, clarity "
               f"{s['greedy_clarity']:.3f}.", "",
               f"Source: `{rel}`, policy `sft` (test split, {m.get('point')} points: expected rewards of sampled "
@@ -97,9 +88,9 @@ def sft_styles(root: Path) -> str:
 
 def sft_stage(root: Path) -> str:
     rel = "results/reference/metrics/sft.json"
-    m = _h()._load(root, rel)
+    m = load(root, rel)
     if m is None:
-        return _h()._missing(rel, "dvc repro && moalign reference save")
+        return missing(rel, "dvc repro && moalign reference save")
     doms = sorted((k[:-5] for k in m if k.endswith("/loss")), key=lambda d: (d == "all", d))
     lines = ["| domain | " + " | ".join(doms) + " |", "|---" * (len(doms) + 1) + "|"]
     for key, name, d in (("loss", "validation loss", 3), ("accuracy", "greedy accuracy", 2), ("length", "length", 1)):
@@ -122,12 +113,12 @@ THROUGHPUT = {
 PHASES = ["generation", "scoring", "forward", "backward", "objective_grads", "optimizer"]  # the trainer's order
 
 
-def _throughput(name: str) -> Callable[[Path], str]:
+def throughput_block(name: str) -> Callable[[Path], str]:
     file, args = THROUGHPUT[name]
     rel = f"{RES}/rl_throughput/{file}"
 
     def block(root: Path) -> str:
-        r = _h()._load(root, rel)
+        r = load(root, rel)
         if r is None:
             return f"*(not yet rerun: `python benchmarks/rl_throughput.py {args} --json {rel}`)*"
         seen = {k for x in r["sides"].values() for k in x.get("phases", {})}
@@ -139,7 +130,7 @@ def _throughput(name: str) -> Callable[[Path], str]:
             ph = [f"{x['phases'][p]:.3f}" if p in x.get("phases", {}) else "" for p in phases]
             lines.append(f"| {r['labels'][side]} | {x['steps_per_s']:.3f} | {x['peak_rss_mb']:.0f} | "
                          f"{x.get('completion_length', float('nan')):.1f} | " + " | ".join(ph) + " |")
-        printed = [ln for i, ln in enumerate(rl_throughput.lines(r))  # config and ratio lines (sides: the table)
+        printed = [ln for i, ln in enumerate(throughput.lines(r))  # config and ratio lines (sides: the table)
                    if not 1 <= i <= len(r["sides"]) and not ln.startswith("generation batch")]
         lines += [""] + [f"- `{ln}`" for ln in printed]
         q = r["ratios"]
@@ -164,7 +155,7 @@ def _throughput(name: str) -> Callable[[Path], str]:
 
 def parallel(root: Path) -> str:
     rel = f"{RES}/parallel_strategies.json"
-    r = _h()._load(root, rel)
+    r = load(root, rel)
     if r is None:
         return f"*(not yet rerun: `python benchmarks/parallel_strategies.py --params params.yaml --json {rel}`)*"
     n = str(r["parallel"])
@@ -180,14 +171,14 @@ def parallel(root: Path) -> str:
 
 # ---- balance strategies -----------------------------------------------------------------------------------
 
-BAL_CMD = "python benchmarks/balance.py --threads 1"
-BAL800_CMD = ("python benchmarks/balance.py --steps 800 --long-steps 1600 --threads 1 --out benchmarks/results/"
+BAL_CMD = "python -m moalign.experiments.balance --threads 1"
+BAL800_CMD = ("python -m moalign.experiments.balance --steps 800 --long-steps 1600 --threads 1 --out benchmarks/results/"
               "balance_800 --configs tau=1 tau=100 \"cooldown(5->1)\" en-only tau=100-long")
 
 
 def _bal(root: Path, name: str) -> tuple[list[dict], str]:
     rel = f"{RES}/{name}/runs.jsonl"
-    return _h()._runs(root, rel), rel
+    return load_runs(root, rel), rel
 
 
 def _setup(runs: list[dict]) -> str:
@@ -200,7 +191,7 @@ def _setup(runs: list[dict]) -> str:
 def balance_world(root: Path) -> str:
     runs, rel = _bal(root, "balance_800")
     if not runs:
-        return _h()._missing(rel, BAL800_CMD)
+        return missing(rel, BAL800_CMD)
     doms = balance.domains(runs)
     small = doms[-1]
     lines = [f"| config | steps | {' | '.join(f'{d} val loss' for d in doms)} | {small} - {doms[0]}, per seed | "
@@ -216,7 +207,7 @@ def balance_world(root: Path) -> str:
         other = max(float(np.mean(balance.curve(rs, f"val_loss/{d}")[1][:, -1] - balance.curve(rs, f"val_loss/{d}")[1]
                                   .min(1))) for d in doms[:-1])
         probe = [r["curve"][-1][f"train_loss/{small}"] for r in rs]
-        lines.append(f"| `{c}` | {rs[0]['steps']} | " + " | ".join(fin) + f" | {_per_seed(gap, 2)} | "
+        lines.append(f"| `{c}` | {rs[0]['steps']} | " + " | ".join(fin) + f" | {per_seed(gap, 2)} | "
                      f"{balance.ms(v.min(1))} ({np.mean(steps[v.argmin(1)]):.0f}) | "
                      f"{balance.ms(v[:, -1] - v.min(1))} | "
                      f"{balance.ms(probe)} | {other:.3f} | {rs[0]['expected_epochs'].get(small, 0.0):.1f} |")
@@ -229,25 +220,25 @@ def balance_world(root: Path) -> str:
 def balance_main(root: Path) -> str:
     runs, rel = _bal(root, "balance")
     if not runs:
-        return _h()._missing(rel, BAL_CMD)
+        return missing(rel, BAL_CMD)
     lines = balance.final_table(runs, balance.domains(runs), wall=False)
     lines += ["", f"Source: `{rel}` ({_setup(runs)}; final validation loss and greedy exact-answer accuracy per "
-              "domain; `python benchmarks/balance.py --summary-only` prints it with the per-domain curves)."]
+              "domain; `python -m moalign.experiments.balance --summary-only` prints it with the per-domain curves)."]
     return "\n".join(lines)
 
 
 def balance_training(root: Path) -> str:
     runs, rel = _bal(root, "balance")
     if not runs:
-        return _h()._missing(rel, BAL_CMD)
+        return missing(rel, BAL_CMD)
     lines = balance.training_table(runs, balance.domains(runs)[-1:])
     lines += ["", f"Source: `{rel}` (the smallest domain; `balance.py --summary-only` prints every domain; "
               "curves every 50 steps in `curves.csv`)."]
     return "\n".join(lines)
 
 
-def _grad_variance(root: Path) -> dict[str, dict[str, float]] | None:
-    g = _h()._load(root, f"{RES}/balance/grad_variance.json")
+def grad_variance(root: Path) -> dict[str, dict[str, float]] | None:
+    g = load(root, f"{RES}/balance/grad_variance.json")
     if g:
         return g["taus"]
     p = root / RES / "balance/summary.md"  # the printout of the run that made runs.jsonl (before the JSON file)
@@ -259,7 +250,7 @@ def _grad_variance(root: Path) -> dict[str, dict[str, float]] | None:
 def balance_evidence(root: Path) -> str:
     runs, rel = _bal(root, "balance")
     if not runs:
-        return _h()._missing(rel, BAL_CMD)
+        return missing(rel, BAL_CMD)
     doms, by = balance.domains(runs), balance.by_config(runs)
     need = ["tau=1", "tau=5", "tau=100", "scalarization(tau=5)", "unimax", "cooldown(5->1)"]
     if any(c not in by for c in need):
@@ -310,7 +301,7 @@ def balance_evidence(root: Path) -> str:
         (f"unimax: `{small}` samples over the run (share of all samples)",
          f"{seen:.0f} ({seen / (u['steps'] * u['batch_size']):.1%})"),
     ]
-    g = _grad_variance(root)
+    g = grad_variance(root)
     if g:
         rows.append(("minibatch-gradient variance, scalarization / temperature sampling at equal tau (F(tau))",
                      ", ".join(f"tau={t}: {x['ratio']:.2f} ({x['F_tau']:.2f})" for t, x in g.items())))

@@ -15,7 +15,7 @@ Each finished run is appended to ``<out>/runs.jsonl`` (a rerun skips what is the
 tables are printed and written to ``<out>/summary.csv``, ``<out>/weights.png`` and
 ``<out>/front.png``. ``--jobs 2`` runs two trainings at once with one torch thread each (2 cores).
 
-    python benchmarks/rl_efficiency.py --seeds 0 1 2 --steps 150 --jobs 2
+    python -m moalign.experiments.rl_efficiency --seeds 0 1 2 --steps 150 --jobs 2
 """
 
 from __future__ import annotations
@@ -23,16 +23,13 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-from runlog import RunLog  # noqa: E402
+from moalign.experiments import ROOT
+from moalign.runlog import RunLog
 
 
 def _coerce(v: str):

@@ -21,26 +21,23 @@ of scalarization over temperature sampling at equal tau (Theorem 2) is measured 
 records made before that file existed have it only in the ``summary.md`` their run printed).
 
     # the paper's comparison, 1600 steps x 16 sequences, 3 seeds (~50 min on one thread)
-    python benchmarks/balance.py
+    python -m moalign.experiments.balance
     # the world's measurements at half the budget (~30 min): en-only, tau=1 lag, tau=100 overfitting
-    python benchmarks/balance.py --steps 800 --long-steps 1600 --out benchmarks/results/balance_800 \
+    python -m moalign.experiments.balance --steps 800 --long-steps 1600 --out benchmarks/results/balance_800 \
         --configs tau=1 tau=100 "cooldown(5->1)" en-only tau=100-long
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-from runlog import RunLog  # noqa: E402
+from moalign.experiments import ROOT
+from moalign.runlog import RunLog
 
 MAIN = ["tau=1", "tau=5", "tau=100", "scalarization(tau=5)", "unimax", "cooldown(5->1)"]
 WORLD = ["en-only", "tau=100-long"]

@@ -68,7 +68,8 @@ report: setup
 # which weighting should a user pick, on this project's models/sft and data (README "Run the study on your own
 # model and data"); results in results/study/default, resumable, one MLflow parent run
 study: setup
-	HF_HUB_OFFLINE=1 $(BIN)/moalign study run -S train.max_steps=40 --seeds 0 1 2 --tuning-seeds 100 101
+	HF_HUB_OFFLINE=1 $(BIN)/moalign study run -S train.max_steps=40 --seeds 0 1 2 --tuning-seeds 100 101 \
+	  --strategies fixed-accuracy fixed-balanced fixed-efficiency hypervolume gradient mogrpo dvao pareto paretopo
 
 bench: setup
 	$(BIN)/python benchmarks/rl_throughput.py

@@ -70,6 +70,7 @@ def dvc_stage(stage: str, force: bool = False, env: dict[str, str] | None = None
     logger.info("$ %s", " ".join(cmd))
     proc = subprocess.run(cmd, env=full, capture_output=True, text=True)
     if log_dir:
+        Path(log_dir).mkdir(parents=True, exist_ok=True)
         write_text(Path(log_dir) / f"{stage}.log", proc.stdout + proc.stderr)
     logger.info(proc.stdout[-4000:])
     if proc.returncode:

@@ -48,6 +48,7 @@ from moalign.tracking import git_commit
 
 ROOT = Path(__file__).resolve().parents[1]
 CODE = ["dvc.yaml", "stages", "moalign", "flows", "rubrics", "pyproject.toml"]
+STAGE_OUTPUTS = ("refined.yaml", "proposals.json")  # written by the rubric stage under rubrics/ (not code)
 
 
 def profile_params(overlays: list[Path], sets: list[str], base: Path = ROOT / "params.yaml") -> dict:
@@ -93,8 +94,14 @@ def materialise(ws: Path, params: dict) -> Path:
     for name in CODE:
         src, dst = ROOT / name, ws / name
         if src.is_dir():
+            # the code is replaced whole (a deleted module must not linger); stage outputs inside a code folder
+            # (the rubric stage's rubrics/refined.yaml, proposals.json) are kept, so DVC finds that stage up to date
+            kept = {p: p.read_bytes() for p in dst.rglob("*") if p.name in STAGE_OUTPUTS and p.is_file()}
             shutil.rmtree(dst, ignore_errors=True)
-            shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__", "refined.yaml", "proposals.json"))
+            shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__", *STAGE_OUTPUTS))
+            for p, data in kept.items():
+                p.parent.mkdir(parents=True, exist_ok=True)
+                p.write_bytes(data)
         else:
             shutil.copy2(src, dst)
     (ws / ".gitignore").write_text("\n".join(["__pycache__/", "/mlflow.db", "/mlruns/", "/mlartifacts/",
@@ -142,6 +149,7 @@ def run_profile(ws: Path, name: str, parallel: int = 1, force: bool = False) -> 
     os.chdir(ws)
     try:
         log_dir = Path("logs")
+        log_dir.mkdir(exist_ok=True)
         ledger_file = log_dir / WALL_LEDGER
         ledger = json.loads(ledger_file.read_text()) if ledger_file.exists() else {}
         env = {"HF_HUB_OFFLINE": "1", "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}

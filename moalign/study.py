@@ -45,6 +45,8 @@ PAPER = ["hypervolume-paper", "gradient-paper"]
 GRID: dict[str, tuple[str, dict[str, dict]]] = {
     "hypervolume": ("hv_scale (meta = 0.5 + 1.5 tanh(hv_scale * relative gain)); authors: 1",
                     {str(v): {"weighting": {"hv_scale": v}} for v in (1.0, 3.0, 10.0, 30.0)}),
+    "paretopo": ("hv_scale of its hypervolume stage (as hypervolume); authors: 1",
+                 {str(v): {"weighting": {"hv_scale": v}} for v in (1.0, 3.0, 10.0, 30.0)}),
     "gradient": ("raw mirror-descent step lr/mu on influences I_i = <g_i, sum g>; authors: 0.1",
                  {str(v): {"weighting": {"influence": "raw", "grad_lr": v, "mu": 1.0}} for v in (0.1, 1.0, 10.0, 100.0)}),
 }

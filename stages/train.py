@@ -95,7 +95,7 @@ def run(params: Params, strategy: str) -> dict[str, float]:
             write_json(tmp / "history.json", {"strategy": strategy, "objectives": cfg.objectives,
                                               "history": res.history, "validation": res.validation,
                                               "weights": res.weights, "initial_weights": res.initial_weights,
-                                              "final_weights": res.final_weights})
+                                              "final_weights": res.final_weights, "selection": res.selection})
         write_json(Path("metrics/train") / f"{strategy}.json", final)
         write_text(plots / "history.csv", history_csv(res))
         steps = [h["step"] for h in res.history]

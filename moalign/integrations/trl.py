@@ -31,6 +31,14 @@ State: weights, validation buffer, the trajectory and the state of stateful rewa
 ``trainer_state.json``, and restored by ``trainer.train(resume_from_checkpoint=...)`` whatever
 folder the checkpoint was resumed from.
 
+Per-reward gradients (the subclass) go through TRL's own loss (trl_core.py ``trl_reward_grads``: its
+``loss_type`` aggregation, ``beta`` x KL, clipping inactive at the generation batch's ratio 1); settings
+it cannot reproduce are refused at construction. A reward whose initial ``reward_weights`` entry is 0
+(TRL's "log only") keeps weight 0. When a new weight takes effect: TRL reads ``reward_weights`` when it
+scores a generation batch, i.e. every ``steps_per_generation x num_iterations`` optimizer steps; the
+callback's weights (set at a validation step) reach the next generation batch, the subclass's (set on
+the batch itself) act on that batch.
+
 Departures from moalign's trainer, and why: hv_apply ``advantage`` is refused (TRL normalises
 the advantages after the weights act; only the subclass sees them), ``reward`` is applied as
 ``reward_weights * meta`` (the same product); the per-reward advantages follow TRL's
@@ -52,9 +60,9 @@ from trl import GRPOTrainer
 
 from moalign.rl import distributed as dist
 from moalign.rl.rewards import make_reward
-from moalign.rl.trainer import select_params, step_seed
+from moalign.rl.grads import select_params, step_seed
 from moalign.rl.weighting import WeightingConfig, make_weighting
-from moalign.integrations.trl_core import objective_grads_from_advantages, reward_advantages, trl_advantages
+from moalign.integrations.trl_core import check_trl_loss, reward_advantages, trl_advantages, trl_reward_grads
 from moalign.integrations.trl_validation import validation_point
 from moalign.schema import StrictModel
 
@@ -103,6 +111,7 @@ class RewardWeightingCallback(TrainerCallback):
             raise ValueError(f"GRPOConfig.reward_weights = {init.tolist()}: dynamic weighting needs non-negative "
                              "weights with a positive sum. Fix: use e.g. [1.0, 1.0, 1.0]")
         self.scale = float(init.sum())
+        self.active = init > 0  # a reward weighted 0 (TRL's "log only") stays at 0 whatever the strategy does
         wcfg = self.cfg.weighting
         if wcfg.hv_apply == "advantage":
             raise ValueError("weighting.hv_apply = 'advantage' is not available with TRL (its advantages are "
@@ -123,8 +132,9 @@ class RewardWeightingCallback(TrainerCallback):
 
     # -- weights ---------------------------------------------------------------------------------
     def weights(self) -> np.ndarray:
-        """(K,) current weights on the simplex."""
-        return self.weighting.weights()
+        """(K,) current weights on the simplex; rewards that started at weight 0 stay at 0."""
+        w = self.weighting.weights() * self.active
+        return w / w.sum() if w.sum() > 0 else self.active / self.active.sum()
 
     def write_weights(self) -> None:
         """trainer.reward_weights <- scale * w (* reward_scale), in place (same dtype and device)."""
@@ -218,6 +228,7 @@ class GradientWeightingGRPOTrainer(GRPOTrainer):
     def __init__(self, *args, weighting: TRLWeightingConfig | dict | None = None, validation: Any = None,
                  **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        check_trl_loss(self.args)
         if self.is_deepspeed_enabled or self.is_fsdp_enabled:
             raise NotImplementedError("GradientWeightingGRPOTrainer takes per-reward gradients of the unsharded "
                                       "model. Fix: train with DDP (accelerate multi-GPU) or one process")
@@ -260,10 +271,15 @@ class GradientWeightingGRPOTrainer(GRPOTrainer):
         ids = torch.cat([batch["prompt_ids"], batch["completion_ids"]], dim=1)
         att = torch.cat([batch["prompt_mask"], batch["completion_mask"]], dim=1)
         mask = batch["completion_mask"] * batch["tool_mask"] if "tool_mask" in batch else batch["completion_mask"]
+        items = batch.get("num_items_in_batch")  # TRL's dapo normaliser: the tokens of this rank's share
+        items = items / self.accelerator.num_processes if items is not None else None
         with torch.enable_grad():
             logp, _, _ = self._get_per_token_logps_and_entropies(
                 self.model, ids, att, batch["completion_ids"].shape[1], batch_size=self.args.per_device_train_batch_size)
-            return objective_grads_from_advantages(adv, logp, mask, self._grad_params, self._grad_chosen)
+            return trl_reward_grads(adv, logp, mask, self._grad_params, self._grad_chosen, self.loss_type, self.beta,
+                                    batch.get("ref_per_token_logps"), bool(getattr(self.args, "use_bias_correction_kl",
+                                                                                   False)),
+                                    self.max_completion_length, items)
 
 
 class TRLReward:

@@ -16,6 +16,12 @@ Shapes: N completions (the rows of TRL's ``rewards_per_func``, gathered over pro
   with ``normalize_then_sum`` (whose per-reward step always divides by the group std).
   Our trainer takes the same from its estimator (``combine_advantages(r, e_k)``): here the
   estimator is TRL's, so g_k is the gradient TRL would follow for reward k alone.
+- :func:`trl_reward_grads`: (K, D) per-reward policy gradients through TRL's own loss (``loss_type``'s
+  token aggregation, ``beta`` x its k3 KL to the reference, ``use_bias_correction_kl``), at the ratio 1
+  of the generation batch (where TRL's clipping cannot bind: min(r A, clip(r) A) has the gradient of
+  A log pi at r = 1), each clipped to norm 1 over all parameters and restricted to the chosen ones.
+  :func:`check_trl_loss` refuses, in one line, the settings whose gradient it cannot reproduce
+  (``cispo``, ``sapo``, ``vespo``, sequence-level importance sampling, an entropy mask).
 - :func:`objective_grads_from_advantages`: (K, D) per-reward policy gradients, each clipped to norm
   1 over *all* parameters and then restricted to the chosen ones, the rule of
   ``moalign.rl.trainer.objective_grads`` (token-mean policy loss at ratio 1, ``policy_loss``
@@ -93,6 +99,68 @@ def objective_grads_from_advantages(adv: torch.Tensor, logp: torch.Tensor, mask:
     """(N, K) advantages, (N, T) log-probs with their graph, (N, T) mask -> (K, D) gradients on ``chosen``:
     the trainer's own :func:`moalign.rl.trainer.grads_from_advantages` (clip to norm 1 over all ``params``,
     then the chosen ones), at ratio 1 and without a KL term (TRL's default beta is 0)."""
-    from moalign.rl.trainer import grads_from_advantages
+    from moalign.rl.grads import grads_from_advantages
 
     return grads_from_advantages(adv, logp, logp.detach(), mask, params, chosen, keep_graph=False)
+
+
+LOSSES = ("grpo", "bnpo", "dr_grpo", "dapo", "luspo")  # TRL's clipped-ratio losses: gradient A * grad log pi at r = 1
+
+
+def check_trl_loss(args) -> None:
+    """One-line ValueError for the GRPOConfig settings :func:`trl_reward_grads` does not reproduce."""
+    bad = []
+    if getattr(args, "loss_type", "dapo") not in LOSSES:
+        bad.append(f"loss_type={args.loss_type!r} (supported: {', '.join(LOSSES)})")
+    if getattr(args, "importance_sampling_level", "token") != "token":
+        bad.append(f"importance_sampling_level={args.importance_sampling_level!r} (supported: 'token')")
+    if getattr(args, "top_entropy_quantile", 1.0) < 1.0:
+        bad.append(f"top_entropy_quantile={args.top_entropy_quantile} (supported: 1.0)")
+    if bad:
+        raise ValueError("GradientWeightingGRPOTrainer computes per-reward gradients through TRL's loss and cannot "
+                         f"match {'; '.join(bad)}. Fix: use the supported values")
+
+
+def trl_loss(per_token: torch.Tensor, mask: torch.Tensor, loss_type: str, max_completion_length: int | None = None,
+             num_items: float | None = None) -> torch.Tensor:
+    """TRL's aggregation of a (N, T) per-token loss over the generation batch (``GRPOTrainer._compute_loss``)."""
+    m = mask.to(per_token.dtype)
+    if loss_type == "grpo":
+        return ((per_token * m).sum(-1) / m.sum(-1).clamp(min=1.0)).mean()
+    if loss_type == "bnpo":
+        return (per_token * m).sum() / m.sum().clamp(min=1.0)
+    if loss_type == "dr_grpo":
+        return (per_token * m).sum() / (per_token.shape[0] * (max_completion_length or per_token.shape[1]))
+    if loss_type == "dapo":  # num_items_in_batch / num_processes: tokens of this rank's share of the batch
+        return (per_token * m).sum() / (num_items if num_items is not None else m.sum()).clamp(min=1.0)
+    if loss_type == "luspo":
+        return (per_token * m).sum(-1).mean()
+    raise ValueError(f"loss_type {loss_type!r}: supported {', '.join(LOSSES)}")
+
+
+def trl_reward_grads(adv: torch.Tensor, logp: torch.Tensor, mask: torch.Tensor, params: list[torch.nn.Parameter],
+                     chosen: set[int], loss_type: str = "dapo", beta: float = 0.0, ref_logp: torch.Tensor | None = None,
+                     bias_correction_kl: bool = False, max_completion_length: int | None = None,
+                     num_items: torch.Tensor | None = None) -> torch.Tensor:
+    """(N, K) per-reward advantages, (N, T) log-probs with their graph -> (K, D): g_k = grad of TRL's loss for
+    reward k alone (module docstring), clipped to norm 1 over all ``params``, then the ``chosen`` ones."""
+    ratio = torch.exp(logp - logp.detach())  # 1, with the gradient of log pi
+    kl = None
+    if beta != 0.0:
+        if ref_logp is None:
+            raise ValueError("beta != 0 needs the reference log-probs (TRL's ref_per_token_logps)")
+        kl = torch.exp(ref_logp - logp) - (ref_logp - logp) - 1
+        if bias_correction_kl:
+            kl = kl * ratio
+    gs = []
+    for k in range(adv.shape[1]):
+        per_token = -ratio * adv[:, k:k + 1]
+        if kl is not None:
+            per_token = per_token + beta * kl
+        loss = trl_loss(per_token, mask, loss_type, max_completion_length, num_items)
+        grads = torch.autograd.grad(loss, params, retain_graph=k < adv.shape[1] - 1, allow_unused=True)
+        grads = [g if g is not None else torch.zeros_like(p) for g, p in zip(grads, params)]
+        norm = torch.sqrt(sum(g.float().pow(2).sum() for g in grads)).item()
+        flat = torch.cat([g.reshape(-1).float() for g, p in zip(grads, params) if id(p) in chosen])
+        gs.append(flat * min(1.0, 1.0 / (norm + 1e-12)))
+    return torch.stack(gs)

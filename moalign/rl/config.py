@@ -100,6 +100,30 @@ class DynamicSamplingConfig(StrictModel):
         return distinct_objectives(v, ". Fix: e.g. [accuracy]")
 
 
+class PromptSelectionConfig(StrictModel):
+    """train.prompt_selection: train on prompts the starting policy solves sometimes (moalign/rl/selection.py)."""
+
+    enabled: bool = Field(False, description="Before the first update, measure each prompt of a pool's pass rate "
+                          "under the starting (SFT) policy and train only on those with low < rate < high. Off by "
+                          "default: every training row can be drawn.")
+    pool: int = Field(256, ge=1, description="Training prompts whose pass rate is measured (drawn with the run's "
+                      "seed; all rows when fewer).")
+    samples: int = Field(4, ge=2, description="Sampled decodes per pooled prompt (train.temperature / top_p).")
+    objective: str = Field("accuracy", description="The reward whose mean over the samples is the pass rate (a "
+                           "registered objective; train.reward_options apply).")
+    low: float = Field(0.0, ge=0, lt=1, description="Keep prompts whose rate is above this (0: solved at least once).")
+    high: float = Field(1.0, gt=0, le=1, description="... and below this (1: failed at least once).")
+    min_keep: int = Field(8, ge=1, description="If fewer prompts qualify, keep the min_keep closest to the band "
+                          "instead (highest rate below `high`), with a warning: a policy that solves nothing still "
+                          "trains on its best prompts.")
+
+    @model_validator(mode="after")
+    def _band(self) -> "PromptSelectionConfig":
+        if self.low >= self.high:
+            raise ValueError(f"low {self.low} >= high {self.high}: no rate fits. Fix: e.g. low: 0.0, high: 1.0")
+        return self
+
+
 class TrainConfig(StrictModel):
     """train: multi-objective online RL from the SFT policy with a reward-weighting strategy."""
 
@@ -171,6 +195,10 @@ class TrainConfig(StrictModel):
     checkpoint_every: int = Field(10, ge=1, description="Steps between resumable checkpoints.")
     logprob_buckets: int = Field(4, ge=1, description="Length-sorted groups the log-prob forward runs in, each cut "
                                  "to its own real tokens (1 = one padded batch; same numbers, less padding).")
+    prompt_selection: PromptSelectionConfig = Field(
+        default_factory=PromptSelectionConfig, description="Train on prompts the starting policy solves sometimes: "
+        "pass rates of a pool measured once before training (off by default; moalign/rl/selection.py)."
+    )
     dynamic_sampling: DynamicSamplingConfig = Field(
         default_factory=DynamicSamplingConfig, description="DAPO's dynamic sampling: train only on groups whose "
         "rewards vary in the named objectives, refilling the batch with extra generation rounds (off by default)."
@@ -211,6 +239,9 @@ class TrainConfig(StrictModel):
             raise ValueError(f"strategies {self.strategies} has repeats. Fix: list each strategy once")
         BACKENDS.check(self.generation_backend, "generation_backend")
         check_group_size(self.estimator, self.group_size)
+        if self.prompt_selection.objective not in REWARDS:
+            raise ValueError(f"prompt_selection.objective {self.prompt_selection.objective!r} is unknown; valid "
+                             f"names: {', '.join(REWARDS.names())}")
         ds = self.dynamic_sampling
         for o in ds.objectives:
             if o not in REWARDS:

@@ -86,6 +86,8 @@ def run(params: Params, strategy: str) -> dict[str, float]:
         final |= {f"degenerate/{o}": 1.0 for o in res.degenerate.get("adjusted", [])}
         if res.degenerate.get("zero_hypervolume"):
             final["degenerate/zero_hypervolume"] = 1.0
+        # train.prompt_selection: what was measured and kept (pool, in_band, kept, mean rates, fallback)
+        final |= {f"selection/{k}": float(v) for k, v in res.selection.items() if isinstance(v, (int, float))}
         with atomic_path(out) as tmp:
             acc.unwrap_model(model).save_pretrained(tmp, safe_serialization=True)
             tok.save_pretrained(tmp)

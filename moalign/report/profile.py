@@ -72,6 +72,49 @@ def _link(folder: Path, root: Path | None = None) -> str:
         return folder.as_posix()
 
 
+def _history(folder: Path, strategy: str) -> list[dict[str, str]]:
+    import csv
+
+    f = folder / "plots/train" / strategy / "history.csv"
+    return list(csv.DictReader(f.open())) if f.exists() else []
+
+
+def _mean(rows: list[dict[str, str]], key: str) -> float | None:
+    vals = [float(r[key]) for r in rows if r.get(key) not in (None, "")]
+    return sum(vals) / len(vals) if vals else None
+
+
+def groups_lines(folder: Path, t: dict) -> list[str]:
+    """What made the groups informative (train.prompt_selection, train.dynamic_sampling) and how informative they
+    were: from metrics/train/<strategy>.json (selection/*) and plots/train/<strategy>/history.csv (per step)."""
+    sel, ds = t.get("prompt_selection") or {}, t.get("dynamic_sampling") or {}
+    out = []
+    if sel.get("enabled"):
+        kept = []
+        for n in t["strategies"]:
+            m = _load(folder, f"metrics/train/{n}.json")
+            if "selection/kept" in m:
+                kept.append(f"{n} {m['selection/kept']:.0f} of {m['selection/pool']:.0f}"
+                            f"{' (fallback: too few in the band)' if m.get('selection/fallback') else ''}, mean rate "
+                            f"{m['selection/mean_rate_pool']:.2f} -> {m['selection/mean_rate_kept']:.2f}")
+        out.append(f"- **Prompt selection** (`train.prompt_selection`: {sel['samples']} sampled decodes of "
+                   f"{sel['pool']} pooled prompts by the SFT policy, kept {sel['low']:g} < {sel['objective']} pass rate "
+                   f"< {sel['high']:g}): " + ("; ".join(kept) if kept else "counts not recorded") + ".")
+    shares = []
+    for n in t["strategies"]:
+        rows = _history(folder, n)
+        share = _mean(rows, "train/informative_groups/accuracy")
+        if share is not None:
+            rounds = _mean(rows, "train/sampling_rounds")
+            shares.append(f"{n} {share:.2f}" + (f" ({rounds:.1f} generation rounds per step)" if rounds else ""))
+    if shares:
+        how = (f"dynamic sampling on {', '.join(ds['objectives'])} with up to {ds['max_rounds']} extra rounds"
+               if ds.get("enabled") else "no dynamic sampling")
+        out.append(f"- **Informative groups** (share of a step's groups whose accuracy varies, i.e. with a non-zero "
+                   f"accuracy advantage; mean over steps, {how}): " + "; ".join(shares) + ".")
+    return out
+
+
 def render(folder: str | Path, root: str | Path | None = None) -> str:
     """The markdown section (README "Real model") for the results in ``folder``."""
     folder = Path(folder)
@@ -120,6 +163,7 @@ def render(folder: str | Path, root: str | Path | None = None) -> str:
     if weights:
         out.append(f"- **Weights** at the last step (start: preset `{t['weighting']['preset']}`): " + "; ".join(weights)
                    + f". Front: {', '.join(ev.get('non_dominated', []))}.")
+    out += groups_lines(folder, t)
     doms = sorted({k.split('/')[0] for k in sft_m if k.endswith('/accuracy') and not k.startswith('all')})
     if doms:
         out.append("- SFT greedy validation accuracy per domain: " +

@@ -222,7 +222,7 @@ class TrainConfig(StrictModel):
         from moalign.generation import BACKENDS
         from moalign.rl.estimators import ESTIMATORS, check_group_size
         from moalign.rl.rewards import REWARDS
-        from moalign.rl.weighting import parse_strategy
+        from moalign.rl.names import parse_strategy
 
         if self.estimator not in ESTIMATORS:
             raise ValueError(f"estimator {self.estimator!r} is unknown; valid names: {', '.join(ESTIMATORS.names())}")

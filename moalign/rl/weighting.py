@@ -40,19 +40,10 @@ import numpy as np
 import torch
 
 from moalign.pareto import hypervolume, non_dominated
-from moalign.registry import Registry
 from moalign.rl.config import WeightingConfig  # noqa: F401 - its home is the torch-free rl/config.py
+from moalign.rl.names import PRESET_OBJECTIVES, PRESETS, WEIGHTINGS, parse_strategy  # noqa: F401 - re-exported
 
-WEIGHTINGS: Registry = Registry("weighting strategy", lazy={
-    "hypervolume": "moalign.rl.hv_weighting",
-    **{name: "moalign.rl.field" for name in ("gdpo", "mogrpo", "dvao", "pareto", "paretopo")}})
 log = logging.getLogger("moalign.train")
-PRESET_OBJECTIVES = ["accuracy", "conciseness", "clarity"]
-PRESETS = {  # weights for PRESET_OBJECTIVES, as in the paper
-    "accuracy": [0.5, 0.25, 0.25],
-    "balanced": [1 / 3, 1 / 3, 1 / 3],
-    "efficiency": [0.25, 0.375, 0.375],
-}
 _LOG_FLOOR = -30.0  # mirror descent: log-weights below max - 30 are clamped (weights stay > 0)
 
 
@@ -70,19 +61,6 @@ def initial_weights(objectives: list[str], cfg: WeightingConfig) -> np.ndarray:
         return np.full(K, 1.0 / K)
     raise ValueError(f"train.weighting.preset = {cfg.preset!r} is defined for objectives {PRESET_OBJECTIVES}, "
                      f"not {objectives}. Fix: set train.weighting.weights (one per objective) or preset balanced")
-
-
-def parse_strategy(name: str) -> tuple[str, str | None]:
-    """``"fixed-accuracy"`` -> ("fixed", "accuracy"); ``"gradient"`` -> ("gradient", None).
-
-    Raises a ValueError listing valid names when the weighting or the preset is unknown.
-    """
-    base, _, preset = name.partition("-")
-    if base not in WEIGHTINGS or (preset and preset not in PRESETS and preset != "paper"):
-        raise ValueError(f"strategy {name!r} is unknown; valid: <weighting>[-<preset>|-paper] with weighting in "
-                         f"{', '.join(WEIGHTINGS.names())} and preset in {', '.join(PRESETS)} "
-                         "(e.g. fixed-accuracy, gradient, hypervolume-paper)")
-    return base, preset or None
 
 
 def make_weighting(name: str, objectives: list[str], cfg: WeightingConfig) -> "Weighting":

@@ -21,7 +21,6 @@ tables are printed and written to ``<out>/summary.csv``, ``<out>/weights.png`` a
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -32,52 +31,30 @@ from moalign.experiments import ROOT
 from moalign.runlog import RunLog
 
 
-def _coerce(v: str):
-    try:
-        return json.loads(v)
-    except json.JSONDecodeError:
-        return v
+def experiment_params(steps: int | None, sets: list[str]):
+    """params.yaml with ``--steps`` and ``--set`` overrides of the train section, in ``-S``'s syntax
+    (moalign.config.apply_sets; ``key=value`` means ``train.key=value``), validated."""
+    import yaml
 
+    from moalign.config import Params, apply_sets
 
-def train_cfg(params, steps: int | None, sets: list[str]):
-    """params.train with ``--steps`` and dotted ``--set train.key=value`` overrides applied."""
-    from moalign.rl.config import TrainConfig
-
-    raw = params.section("train")
-    if steps:
-        raw["max_steps"] = steps
-    for kv in sets:
-        key, _, val = kv.partition("=")
-        node = raw
-        parts = key.removeprefix("train.").split(".")
-        for p in parts[:-1]:
-            node = node.setdefault(p, {})
-        node[parts[-1]] = _coerce(val)
-    return TrainConfig(**raw)
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    items = [s if s.startswith("train.") else f"train.{s}" for s in sets]
+    return Params(apply_sets(raw, items + ([f"train.max_steps={steps}"] if steps else [])))
 
 
 def one_run(job: dict) -> dict:
     """Train one (strategy, seed) and score its final policy; returns a JSON-able record."""
     import datasets
-    import torch
 
-    from moalign.config import load_params
     from moalign.evaluate import pick_rows, score_policy
-    from moalign.modeling import load_policy, load_tokenizer
     from moalign.pareto import hypervolume
     from moalign.rl.rewards import make_reward
-    from moalign.rl.trainer import train
+    from moalign.rl.run import train_from_sft
 
-    torch.set_num_threads(job["threads"])
-    torch.manual_seed(job["seed"])
-    params = load_params(ROOT / "params.yaml")
-    cfg = train_cfg(params, job["steps"], job["set"])
-    sft = ROOT / "models/sft"
-    tok, policy = load_tokenizer(sft), load_policy(sft)
-    ref = copy.deepcopy(policy).eval().requires_grad_(False) if cfg.kl_coef > 0 else None
-    rows = list(datasets.load_from_disk(str(ROOT / "data/prepared/train")))
-    val = list(datasets.load_from_disk(str(ROOT / "data/prepared/val")))[: cfg.val_rows]
-    res = train(cfg, job["strategy"], policy, tok, rows, val, job["seed"], ref_model=ref)
+    params = experiment_params(job["steps"], job["set"])
+    cfg = params.train
+    policy, tok, res = train_from_sft(params, job["strategy"], job["seed"], root=ROOT, threads=job["threads"])
     test = pick_rows(list(datasets.load_from_disk(str(ROOT / "data/prepared/test"))), job["test_rows"])
     fns = {o: make_reward(o) for o in cfg.objectives if not o.startswith("conciseness")}
     sc = score_policy(policy, tok, test, cfg.objectives, fns, cfg.max_new_tokens, samples=job["samples"],

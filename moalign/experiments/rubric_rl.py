@@ -24,7 +24,6 @@ get length-hacked (length up, accuracy and honesty not), and does the refined on
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import time
 from pathlib import Path
@@ -45,31 +44,22 @@ def rubric_paths(params) -> dict[str, Path]:
 def one_run(job: dict) -> dict:
     """Train one (rubric, seed) from SFT and score the final policy; returns a JSON-able record."""
     import datasets
-    import torch
 
-    from moalign.config import load_params
     from moalign.evaluate import pick_rows, score_policy
-    from moalign.modeling import load_policy, load_tokenizer
     from moalign.rl.rewards import make_reward
-    from moalign.rl.trainer import train
+    from moalign.rl.run import train_from_sft
     from moalign.rubric.annotators import honest_working
-    from moalign.experiments.rl_efficiency import train_cfg
+    from moalign.config import load_params
+    from moalign.experiments.rl_efficiency import experiment_params
 
-    torch.set_num_threads(job["threads"])
-    torch.manual_seed(job["seed"])
-    params = load_params(ROOT / "params.yaml")
-    paths = {k: str(v) for k, v in rubric_paths(params).items()}
-    sets = ["objectives=[\"accuracy\", \"rubric\"]", "weighting.weights=[0.0, 1.0]",
+    paths = {k: str(v) for k, v in rubric_paths(load_params(ROOT / "params.yaml")).items()}
+    sets = ["objectives=[accuracy, rubric]", "weighting.weights=[0.0, 1.0]",
             f"reward_options={json.dumps({'rubric': {'rubric_path': paths[job['rubric']]}})}",
             f"eval_every={job['steps']}", *job["set"]]
-    cfg = train_cfg(params, job["steps"], sets)
-    sft = ROOT / "models/sft"
-    tok, policy = load_tokenizer(sft), load_policy(sft)
-    ref = copy.deepcopy(policy).eval().requires_grad_(False) if cfg.kl_coef > 0 else None
-    rows = list(datasets.load_from_disk(str(ROOT / "data/prepared/train")))
-    val = list(datasets.load_from_disk(str(ROOT / "data/prepared/val")))[: cfg.val_rows]
+    params = experiment_params(job["steps"], sets)
+    cfg = params.train
     t0 = time.time()
-    res = train(cfg, "fixed", policy, tok, rows, val, job["seed"], ref_model=ref)
+    policy, tok, res = train_from_sft(params, "fixed", job["seed"], root=ROOT, threads=job["threads"])
     train_s = time.time() - t0
     test = pick_rows(list(datasets.load_from_disk(str(ROOT / "data/prepared/test"))), job["test_rows"])
     fns = {"accuracy": make_reward("accuracy"),

@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from moalign.experiments import ROOT
-from moalign.experiments.rl_efficiency import train_cfg
+from moalign.experiments.rl_efficiency import experiment_params
 from moalign.runlog import RunLog
 
 SIDES = ("static", "hypervolume", "gradient")
@@ -64,7 +64,6 @@ def one_run(side: str, seed: int, a) -> dict:
     from transformers import PrinterCallback
     from trl import GRPOTrainer
 
-    from moalign.config import load_params
     from moalign.evaluate import pick_rows, score_policy
     from moalign.integrations.trl import (GradientWeightingGRPOTrainer, RewardWeightingCallback,
                                           moalign_reward_funcs)
@@ -77,7 +76,7 @@ def one_run(side: str, seed: int, a) -> dict:
 
     torch.set_num_threads(a.threads)
     torch.manual_seed(seed)
-    cfg = train_cfg(load_params(ROOT / "params.yaml"), a.steps, a.set)
+    cfg = experiment_params(a.steps, a.set).train
     tok, policy = load_tokenizer(a.model), load_policy(a.model)
     prepared = ROOT / a.data if not Path(a.data).is_absolute() else Path(a.data)
     train_rows = datasets.load_from_disk(str(prepared / "train"))

@@ -122,14 +122,6 @@ def section_errors(model: type[StrictModel], data: Any, prefix: str) -> tuple[An
         return None, error_lines(err, prefix)
 
 
-def validate_section(model: type[StrictModel], data: Any, prefix: str) -> Any:
-    """Validate ``data`` as ``model``; raise :class:`ParamsError` naming ``prefix.key`` on failure."""
-    value, lines = section_errors(model, data, prefix)
-    if lines:
-        raise ParamsError("invalid params:\n  " + "\n  ".join(lines))
-    return value
-
-
 def deep_merge(base: dict, over: dict) -> dict:
     """``over`` merged into a copy of ``base``: nested dicts merge key by key, anything else replaces (copied)."""
     out = copy.deepcopy(base)

@@ -27,7 +27,6 @@ import datasets
 
 from moalign.rubric.annotators import ANNOTATORS
 from moalign.rubric.annotators import LEVELS as ANNOTATOR_LEVELS
-from moalign.rubric.annotators import rules_key
 from moalign.rubric.pvr import ground_truth
 
 LEVELS = ANNOTATOR_LEVELS["rules"]
@@ -36,11 +35,6 @@ COLUMNS = ("prompt", "chosen", "rejected", "answer", "domain")
 
 class PreferenceError(ValueError):
     """A preference dataset is missing, lacks a column, or yields an empty split."""
-
-
-def annotator_key(response: str, answer: str) -> tuple[int, int, int]:
-    """The ``rules`` annotator's key (correct, well_formed, -words): larger is preferred."""
-    return rules_key(response, answer)
 
 
 def correctness_tie(pair: dict) -> bool:
@@ -137,17 +131,6 @@ def split_by_prompt(rows: list[dict], fractions: Sequence[float], seed: int) -> 
         raise PreferenceError(f"preference split(s) {empty} are empty ({len(rows)} pairs over {n} prompts). "
                               "Fix: raise rubric.n_prompts or rubric.samples_per_prompt")
     return datasets.DatasetDict({s: datasets.Dataset.from_list(v) for s, v in parts.items()})
-
-
-def build_preferences(prompts: Sequence[str], answers: Sequence[str], domains: Sequence[str],
-                      samples: Sequence[Sequence[str]], label_noise: float = 0.1, seed: int = 0,
-                      fractions: Sequence[float] = (0.5, 0.25, 0.25), max_pairs_per_prompt: int = 3,
-                      balance_levels: bool = True, annotator: str = "rules",
-                      balance_length: bool = False) -> datasets.DatasetDict:
-    """Synthetic annotator + split: the default preference data of the rubric stage."""
-    rows = synthetic_pairs(prompts, answers, domains, samples, label_noise, seed, max_pairs_per_prompt,
-                           balance_levels, annotator, balance_length)
-    return split_by_prompt(rows, fractions, seed)
 
 
 def load_preferences(name_or_path: str, fractions: Sequence[float] = (0.5, 0.25, 0.25), seed: int = 0,

@@ -17,7 +17,8 @@ from moalign.balance import (
     unimax_probs,
     variance_factor,
 )
-from moalign.schema import ParamsError, validate_section
+from moalign.config import Params
+from moalign.schema import ParamsError
 
 SIZES = {"a": 100, "b": 1}
 
@@ -144,7 +145,7 @@ def test_cooldown_plan_phases_epochs_and_f():
 
 def _err(section: dict) -> str:
     with pytest.raises(ParamsError) as e:
-        validate_section(BalanceConfig, section, "balance")
+        Params({"balance": section})
     return str(e.value)
 
 

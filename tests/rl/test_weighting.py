@@ -10,7 +10,8 @@ from moalign.rl.estimators import combine_advantages, policy_loss
 from moalign.rl.hv_weighting import shapley_split
 from moalign.rl.weighting import (WEIGHTINGS, WeightingConfig, hv_gain, influence, make_weighting, mirror_descent,
                                   parse_strategy)
-from moalign.schema import ParamsError, validate_section
+from moalign.config import Params
+from moalign.schema import ParamsError
 
 OBJ = ["accuracy", "conciseness", "clarity"]
 
@@ -332,7 +333,7 @@ def test_state_dict_round_trip(name):
 
 def _err(train_section):
     with pytest.raises(ParamsError) as e:
-        validate_section(TrainConfig, train_section, "train")
+        Params({"train": train_section})
     return str(e.value)
 
 

@@ -36,3 +36,12 @@ def sft_like_samples(n_prompts, k=4, seed=0):
         answers.append(str(ans))
         samples.append(out)
     return prompts, answers, samples
+
+
+def preference_splits(prompts, answers, domains, samples, label_noise=0.1, seed=0, fractions=(0.5, 0.25, 0.25),
+                      max_pairs_per_prompt=3, balance_levels=True, annotator="rules", balance_length=False):
+    """Synthetic pairs split by prompt: what the rubric stage does with its SFT samples (stages/rubric.py)."""
+    from moalign.rubric.preferences import split_by_prompt, synthetic_pairs
+
+    return split_by_prompt(synthetic_pairs(prompts, answers, domains, samples, label_noise, seed, max_pairs_per_prompt,
+                                           balance_levels, annotator, balance_length), fractions, seed)

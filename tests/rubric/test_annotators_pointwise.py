@@ -7,9 +7,9 @@ from moalign.rubric.evolve import agreement
 from moalign.rubric.features import FEATURES
 from moalign.rubric.judges import judge_pair, make_judge
 from moalign.rubric.pointwise import FATAL, pointwise_agreement, pointwise_pair, pointwise_score
-from moalign.rubric.preferences import build_preferences, correctness_tie, synthetic_pairs, tie_split
+from moalign.rubric.preferences import correctness_tie, synthetic_pairs, tie_split
 from moalign.rubric.schema import Criterion, MetaRubric, load_meta_rubric
-from tests.rubric.helpers import META
+from tests.rubric.helpers import META, preference_splits as build_preferences
 
 CLEAN = " 1. 69 + 92\n2. 9 + 2 = 11, write 1 carry 1\n3. 6 + 9 + 1 = 16, write 6 carry 1\n" \
         "4. so the result is 161\nAnswer: \\boxed{161}"

@@ -7,10 +7,10 @@ import pytest
 from moalign.rubric.config import EvolveConfig, RubricConfig
 from moalign.rubric.evolve import agreement, evolve, mutate
 from moalign.rubric.judges import make_judge
-from moalign.rubric.preferences import (PreferenceError, annotator_key, build_preferences, load_preferences,
-                                        synthetic_pairs)
+from moalign.rubric.annotators import rules_key as annotator_key
+from moalign.rubric.preferences import PreferenceError, load_preferences, synthetic_pairs
 from moalign.rubric.schema import load_meta_rubric
-from tests.rubric.helpers import LAYER, META, resp, sft_like_samples
+from tests.rubric.helpers import LAYER, META, preference_splits as build_preferences, resp, sft_like_samples
 
 
 @pytest.fixture(scope="module")

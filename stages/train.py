@@ -25,6 +25,7 @@ from moalign.io import atomic_path, write_json, write_text
 from moalign.modeling import resolve_device, resolve_dtype
 from moalign.plots import plot_curves
 from moalign.rl.run import SFT, load_sft, training_rows
+from moalign.rl.selection import cache_key
 from moalign.rl.trainer import TrainResult, train
 from moalign.tracking import stage_run
 from stages._edge import seed_everything, stage_main
@@ -77,8 +78,12 @@ def run(params: Params, strategy: str) -> dict[str, float]:
             with atomic_path(snaps / f"step-{step:05d}") as tmp:
                 policy.save_pretrained(tmp, safe_serialization=True)
 
+        sel = None  # pass rates of the SFT policy, measured once for every strategy (moalign/rl/selection.py)
+        if cfg.prompt_selection.enabled:
+            sft_fp = str((SFT / "model.safetensors").stat().st_mtime_ns) if (SFT / "model.safetensors").exists() else ""
+            sel = Path("checkpoints/selection") / f"{cache_key(cfg, base.seed, sft_fp)}.json"
         res = train(cfg, strategy, model, tok, train_rows, val_rows, base.seed, accelerator=acc, ref_model=ref,
-                    ckpt_dir=ckpt, fingerprint=fp, log_fn=tr.log_metrics, snapshot_fn=snapshot)
+                    ckpt_dir=ckpt, fingerprint=fp, log_fn=tr.log_metrics, snapshot_fn=snapshot, selection_cache=sel)
         if not acc.is_main_process:
             return {}
         final = {k: v for k, v in res.history[-1].items() if k != "step"}

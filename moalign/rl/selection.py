@@ -15,12 +15,16 @@ prompts carry signal in the first steps. Departure from a curriculum that re-mea
 a prompt that becomes always-solved stays in the set (dynamic sampling then drops its groups).
 
 The selection is deterministic (seeded pool and decodes), so a resumed run recomputes the same set
-from the same starting policy; with several processes every rank computes it alike.
+from the same starting policy; with several processes every rank computes it alike. The train stage
+keeps the pass rates in ``checkpoints/selection/<key>.json`` (:func:`cache_key`: SFT policy, settings,
+decoding, seed), so the strategies trained from one SFT policy measure them once.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -61,18 +65,37 @@ def pass_rates(policy, tok, rows: list[dict], fn: Callable[..., list[float]], ge
     return np.asarray(scores, dtype=float).reshape(len(rows), samples).mean(1)
 
 
+def cache_key(cfg, seed: int, policy_fingerprint: str) -> str:
+    """What the pass rates depend on: the starting policy, the selection settings, the decoding and the seed."""
+    from moalign.provenance import config_hash
+
+    return config_hash({"policy": policy_fingerprint, "selection": cfg.prompt_selection.model_dump(), "seed": seed,
+                        "decode": [cfg.max_new_tokens, cfg.temperature, cfg.top_p, cfg.generation_backend]})
+
+
 def select_prompts(policy, tok, rows: list[dict], cfg, fn: Callable[..., list[float]], gen,
-                   seed: int) -> tuple[list[dict], dict[str, Any]]:
-    """The training rows to draw from (``cfg``: the TrainConfig) and what the selection measured."""
+                   seed: int, cache: str | Path | None = None) -> tuple[list[dict], dict[str, Any]]:
+    """The training rows to draw from (``cfg``: the TrainConfig) and what the selection measured.
+
+    ``cache``: a JSON file of pass rates (the caller names it by :func:`cache_key`); when it exists the rates are
+    read from it instead of decoded, so the ``train@*`` stages of one SFT policy measure them once."""
     sel = cfg.prompt_selection
     rng = np.random.default_rng(seed)
     pool_idx = sorted(rng.choice(len(rows), size=min(sel.pool, len(rows)), replace=False).tolist())
     pool = [rows[i] for i in pool_idx]
-    was = policy.training
-    policy.eval()
-    rates = pass_rates(policy, tok, pool, fn, gen, sel.samples, cfg.max_new_tokens, cfg.temperature, cfg.top_p,
-                       seed=seed + 7919)
-    policy.train(was)
+    if cache is not None and Path(cache).exists():
+        rates = np.asarray(json.loads(Path(cache).read_text())["rates"], dtype=float)
+    else:
+        was = policy.training
+        policy.eval()
+        rates = pass_rates(policy, tok, pool, fn, gen, sel.samples, cfg.max_new_tokens, cfg.temperature, cfg.top_p,
+                           seed=seed + 7919)
+        policy.train(was)
+        if cache is not None:
+            from moalign.io import write_text
+
+            Path(cache).parent.mkdir(parents=True, exist_ok=True)
+            write_text(cache, json.dumps({"rates": rates.tolist()}))
     keep, info = choose_prompts(rates, sel.low, sel.high, sel.min_keep)
     if info["fallback"]:
         log.warning("prompt_selection: %d of %d pooled prompts have a %s pass rate in (%g, %g); training on the %d "

@@ -122,7 +122,7 @@ def validation_point(model, tok, cfg: TrainConfig, fns: dict[str, Callable], row
 def train(
     cfg: TrainConfig, strategy: str, model, tok, train_rows: list[dict], val_rows: list[dict], seed: int,
     accelerator=None, ref_model=None, ckpt_dir=None, fingerprint: str = "", log_fn=None, snapshot_fn=None,
-    on_checkpoint=None,
+    on_checkpoint=None, selection_cache=None,
 ) -> TrainResult:
     """Run ``cfg.max_steps`` updates of ``model`` in place; resumes from ``ckpt_dir`` when it holds a match.
 
@@ -141,7 +141,8 @@ def train(
         sel = cfg.prompt_selection
         train_rows, selection = select_prompts(model, tok, train_rows, cfg,
                                                make_reward(sel.objective, **cfg.reward_options.get(sel.objective, {})),
-                                               BACKENDS.get(cfg.generation_backend), step_seed(seed, 0, 3000))
+                                               BACKENDS.get(cfg.generation_backend), step_seed(seed, 0, 3000),
+                                               selection_cache)
     all_params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(all_params, lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay)
     if accelerator is not None:

@@ -61,3 +61,25 @@ def test_trainer_draws_only_selected_prompts(monkeypatch, tmp_path):
     again = train(cfg(max_steps=1, prompt_selection=sel), "fixed", learnable()[2], tok, rows["train"], rows["val"],
                   seed=0)
     assert again.selection["rates"] == info["rates"]  # deterministic: a resumed run recomputes the same set
+
+
+def test_cached_pass_rates_are_measured_once(monkeypatch, tmp_path):
+    """The train stage names a cache per SFT policy and settings: the second strategy reads the rates, decodes none."""
+    from moalign.rl import selection
+    from moalign.rl.trainer import train
+    from tests.rl.learnable import cfg, learnable
+
+    rows, tok, model = learnable()
+    c = cfg(max_steps=1, prompt_selection={"enabled": True, "pool": 8, "samples": 2, "objective": "t_digits"})
+    key = selection.cache_key(c, 0, "sft-a")
+    assert key != selection.cache_key(c, 0, "sft-b") and key != selection.cache_key(c, 1, "sft-a")
+    cache = tmp_path / f"{key}.json"
+    first = train(c, "fixed", model, tok, rows["train"], rows["val"], seed=0, selection_cache=cache)
+    assert cache.exists()
+
+    def no_decoding(*a, **kw):
+        raise AssertionError("pass rates decoded again")
+
+    monkeypatch.setattr(selection, "pass_rates", no_decoding)
+    again = train(c, "gradient", learnable()[2], tok, rows["train"], rows["val"], seed=0, selection_cache=cache)
+    assert again.selection["rates"] == first.selection["rates"] and again.selection["kept"] == first.selection["kept"]

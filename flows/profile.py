@@ -186,7 +186,8 @@ def example_prompt(ws: Path) -> tuple[str, bool]:
 
 
 def collect(ws: Path, results: Path, name: str, overlays: list[str], sets: list[str],
-            times: dict[str, float], cached: list[str], parallel: int) -> Path:
+            times: dict[str, float], cached: list[str], parallel: int,
+            git: tuple[str, bool] | None = None) -> Path:
     """Copy the run's result files from ``ws`` into ``results`` (replacing it) and write ``run.json``."""
     import torch
 
@@ -195,7 +196,7 @@ def collect(ws: Path, results: Path, name: str, overlays: list[str], sets: list[
     tmp.mkdir(parents=True)
     copy_results(ws, tmp)
     params = yaml.safe_load((ws / "params.yaml").read_text())
-    commit, dirty = git_state(ROOT)
+    commit, dirty = git or git_state(ROOT)  # the code the workspace was built from (main() reads it first)
     run = {"profile": name, "overlays": overlays, "set": sets, "wall_seconds": {k: round(v, 1) for k, v in times.items()},
            "cached": cached,
            "parallel": parallel, "git_commit": commit, "git_dirty": dirty, "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
@@ -245,10 +246,11 @@ def main(argv: list[str] | None = None) -> int:
     ws = (a.workspace or ROOT / "runs" / name).resolve()
     results = (a.results or ROOT / "results" / name).resolve()
     params = profile_params(a.profiles, a.set)
+    git = git_state(ROOT)  # before the copy: the code this run uses, whatever is committed while it runs
     materialise(ws, params)
     times, cached = run_profile(ws, name, max(1, a.parallel), a.force)
     tag_artifacts(ws, params["train"]["strategies"])
-    out = collect(ws, results, name, [str(p) for p in a.profiles], a.set, times, cached, a.parallel)
+    out = collect(ws, results, name, [str(p) for p in a.profiles], a.set, times, cached, a.parallel, git)
     print(f"[profile] done in {times['invocation'] / 60:.1f} min (the outputs cost {times['total'] / 60:.1f} min); results in {out}; MLflow: mlflow ui "
           f"--backend-store-uri sqlite:///{ws / 'mlflow.db'}", flush=True)
     return 0

@@ -154,3 +154,14 @@ if __name__ == "__main__":
     for st in sorted(stage_deps()):
         print(f"{st}: {compressed(closure(ROOT / 'stages' / f'{st}.py'))}; missing from dvc.yaml: "
               f"{missing(st, stage_deps()[st]) or 'none'}")
+
+
+def test_train_stages_depend_on_every_train_key_but_the_strategy_list():
+    """train@<s> lists every key of params.yaml's train section except ``strategies`` (so adding a strategy does not
+    retrain the others), and params.yaml writes out every TrainConfig field (nothing hides behind a default)."""
+    from moalign.rl.config import TrainConfig
+
+    train = yaml.safe_load((ROOT / "params.yaml").read_text())["train"]
+    listed = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["train"]["do"]["params"]
+    assert listed == ["base", *[f"train.{k}" for k in train if k != "strategies"]]
+    assert set(train) == set(TrainConfig.model_fields)

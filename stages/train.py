@@ -66,9 +66,10 @@ def run(params: Params, strategy: str) -> dict[str, float]:
         # the one loading path, shared with `moalign study` (moalign/rl/run.py)
         tok, model, ref = load_sft(params, cfg, acc.device, dtype)
         train_rows, val_rows = training_rows(cfg)
+        weights = SFT / "model.safetensors"
+        sft_mtime = weights.stat().st_mtime_ns if weights.exists() else 0  # which SFT policy (checkpoints, pass rates)
         fp = checkpoint.fingerprint({"train": params.section("train"), "strategy": strategy, "seed": base.seed,
-                                     "sft": (SFT / "model.safetensors").stat().st_mtime_ns
-                                     if (SFT / "model.safetensors").exists() else 0})
+                                     "sft": sft_mtime})
         snaps = Path("checkpoints/train") / f"{strategy}-snapshots"
         if acc.is_main_process and checkpoint.latest(ckpt, fp) is None:
             checkpoint.clear(snaps)  # snapshots of an unfinished run with other params
@@ -80,8 +81,7 @@ def run(params: Params, strategy: str) -> dict[str, float]:
 
         sel = None  # pass rates of the SFT policy, measured once for every strategy (moalign/rl/selection.py)
         if cfg.prompt_selection.enabled:
-            sft_fp = str((SFT / "model.safetensors").stat().st_mtime_ns) if (SFT / "model.safetensors").exists() else ""
-            sel = Path("checkpoints/selection") / f"{cache_key(cfg, base.seed, sft_fp)}.json"
+            sel = Path("checkpoints/selection") / f"{cache_key(cfg, base.seed, str(sft_mtime))}.json"
         res = train(cfg, strategy, model, tok, train_rows, val_rows, base.seed, accelerator=acc, ref_model=ref,
                     ckpt_dir=ckpt, fingerprint=fp, log_fn=tr.log_metrics, snapshot_fn=snapshot, selection_cache=sel)
         if not acc.is_main_process:

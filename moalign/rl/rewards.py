@@ -132,3 +132,21 @@ def make_reward(name: str, **opts: Any) -> Callable[..., list[float]]:
     except (AttributeError, TypeError):
         pass
     return fn
+
+
+def score(objectives: list[str], fns: dict[str, Callable], texts: list[str], rows: list[dict],
+          lengths: list[int], group_size: int) -> torch.Tensor:
+    """Rewards (N, K) for N completions of rows (each row repeated ``group_size`` times): the columns every
+    reward reads (prompts, answer, domain, completion_lengths, group_size), built here only."""
+    import torch
+
+    from moalign.text import format_prompt
+
+    cols = {
+        "prompts": [format_prompt(r["question"]) for r in rows],
+        "answer": [r["answer"] for r in rows],
+        "domain": [r["domain"] for r in rows],
+        "completion_lengths": lengths,
+        "group_size": group_size,
+    }
+    return torch.tensor([fns[o](texts, **cols) for o in objectives], dtype=torch.float32).T

@@ -52,6 +52,7 @@ def choose_prompts(rates: np.ndarray, low: float, high: float, min_keep: int) ->
 def pass_rates(policy, tok, rows: list[dict], fn: Callable[..., list[float]], gen, samples: int,
                max_new_tokens: int, temperature: float, top_p: float, seed: int, batch: int = 64) -> np.ndarray:
     """(len(rows),) mean reward of ``samples`` sampled decodes per row under ``policy`` (``gen``: a BACKENDS entry)."""
+    from moalign.rl.rewards import score
     from moalign.text import format_prompt
 
     rep = [r for r in rows for _ in range(samples)]
@@ -60,8 +61,7 @@ def pass_rates(policy, tok, rows: list[dict], fn: Callable[..., list[float]], ge
         part = rep[k:k + batch]
         g = gen(policy, tok, [format_prompt(r["question"], tok) for r in part], max_new_tokens, True, temperature,
                 top_p, seed=seed + k)
-        scores += fn(g.texts, answer=[r["answer"] for r in part], domain=[r["domain"] for r in part],
-                     completion_lengths=g.lengths, group_size=samples)
+        scores += score(["objective"], {"objective": fn}, g.texts, part, g.lengths, samples)[:, 0].tolist()
     return np.asarray(scores, dtype=float).reshape(len(rows), samples).mean(1)
 
 

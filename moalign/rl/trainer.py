@@ -56,7 +56,7 @@ from moalign.rl import distributed as dist
 from moalign.rl import filtering
 from moalign.rl.config import TrainConfig
 from moalign.rl.estimators import combine_advantages, policy_loss
-from moalign.rl.rewards import make_reward
+from moalign.rl.rewards import make_reward, score  # noqa: F401 - score: re-exported
 from moalign.rl.grads import (  # noqa: F401 - re-exported for callers of the trainer
     grads_from_advantages, middle_layers_pattern, objective_grads, select_params, step_seed)
 from moalign.rl.selection import select_prompts
@@ -92,19 +92,6 @@ class PhaseClock:
     def pop(self) -> dict[str, float]:
         out, self.seconds = {f"perf/{k}_s": v for k, v in self.seconds.items()}, {}
         return out
-
-
-def score(objectives: list[str], fns: dict[str, Callable], texts: list[str], rows: list[dict],
-          lengths: list[int], group_size: int) -> torch.Tensor:
-    """Rewards (N, K) for N completions of rows (each row repeated ``group_size`` times)."""
-    cols = {
-        "prompts": [format_prompt(r["question"]) for r in rows],
-        "answer": [r["answer"] for r in rows],
-        "domain": [r["domain"] for r in rows],
-        "completion_lengths": lengths,
-        "group_size": group_size,
-    }
-    return torch.tensor([fns[o](texts, **cols) for o in objectives], dtype=torch.float32).T
 
 
 def validation_point(model, tok, cfg: TrainConfig, fns: dict[str, Callable], rows: list[dict],

@@ -21,19 +21,18 @@ Shapes: N completions (the rows of TRL's ``rewards_per_func``, gathered over pro
   of the generation batch (where TRL's clipping cannot bind: min(r A, clip(r) A) has the gradient of
   A log pi at r = 1), each clipped to norm 1 over all parameters and restricted to the chosen ones.
   :func:`check_trl_loss` refuses, in one line, the settings whose gradient it cannot reproduce
-  (``cispo``, ``sapo``, ``vespo``, sequence-level importance sampling, an entropy mask).
-- :func:`objective_grads_from_advantages`: (K, D) per-reward policy gradients, each clipped to norm
-  1 over *all* parameters and then restricted to the chosen ones, the rule of
-  ``moalign.rl.trainer.objective_grads`` (token-mean policy loss at ratio 1, ``policy_loss``
-  with clipping off). It takes advantages instead of rewards, which ``objective_grads`` cannot
-  (it derives them from ``train.estimator``); tests/integrations check that both agree on the
-  same advantages.
+  (``cispo``, ``sapo``, ``vespo``, sequence-level importance sampling, an entropy mask). Clipping and
+  selection are the trainer's (``moalign.rl.grads.clip_and_select``); with ``dapo`` on one process and
+  ``beta`` 0 the result is ``moalign.rl.grads.objective_grads`` on the same advantages
+  (tests/integrations/test_trl_core.py).
 """
 
 from __future__ import annotations
 
 import torch
 from trl.trainer.utils import nanstd
+
+from moalign.rl.grads import clip_and_select
 
 
 
@@ -94,16 +93,6 @@ def reward_advantages(rewards: torch.Tensor, G: int, scale_rewards: str = "group
     return torch.nan_to_num(adv.reshape(-1, K), nan=0.0)
 
 
-def objective_grads_from_advantages(adv: torch.Tensor, logp: torch.Tensor, mask: torch.Tensor,
-                                    params: list[torch.nn.Parameter], chosen: set[int]) -> torch.Tensor:
-    """(N, K) advantages, (N, T) log-probs with their graph, (N, T) mask -> (K, D) gradients on ``chosen``:
-    the trainer's own :func:`moalign.rl.trainer.grads_from_advantages` (clip to norm 1 over all ``params``,
-    then the chosen ones), at ratio 1 and without a KL term (TRL's default beta is 0)."""
-    from moalign.rl.grads import grads_from_advantages
-
-    return grads_from_advantages(adv, logp, logp.detach(), mask, params, chosen, keep_graph=False)
-
-
 LOSSES = ("grpo", "bnpo", "dr_grpo", "dapo", "luspo")  # TRL's clipped-ratio losses: gradient A * grad log pi at r = 1
 
 
@@ -152,15 +141,10 @@ def trl_reward_grads(adv: torch.Tensor, logp: torch.Tensor, mask: torch.Tensor, 
         kl = torch.exp(ref_logp - logp) - (ref_logp - logp) - 1
         if bias_correction_kl:
             kl = kl * ratio
+    K = adv.shape[1]
     gs = []
-    for k in range(adv.shape[1]):
-        per_token = -ratio * adv[:, k:k + 1]
-        if kl is not None:
-            per_token = per_token + beta * kl
+    for k in range(K):
+        per_token = -ratio * adv[:, k:k + 1] + (beta * kl if kl is not None else 0.0)
         loss = trl_loss(per_token, mask, loss_type, max_completion_length, num_items)
-        grads = torch.autograd.grad(loss, params, retain_graph=k < adv.shape[1] - 1, allow_unused=True)
-        grads = [g if g is not None else torch.zeros_like(p) for g, p in zip(grads, params)]
-        norm = torch.sqrt(sum(g.float().pow(2).sum() for g in grads)).item()
-        flat = torch.cat([g.reshape(-1).float() for g, p in zip(grads, params) if id(p) in chosen])
-        gs.append(flat * min(1.0, 1.0 / (norm + 1e-12)))
+        gs.append(clip_and_select(loss, params, chosen, k < K - 1))  # the trainer's rule (moalign/rl/grads.py)
     return torch.stack(gs)

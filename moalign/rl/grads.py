@@ -63,21 +63,25 @@ def objective_grads(cfg: TrainConfig, r3: torch.Tensor, logp: torch.Tensor, old:
     return grads_from_advantages(adv, logp, old, cmask, params, chosen, ref if kl else None, kl)
 
 
+def clip_and_select(loss: torch.Tensor, params: list[torch.nn.Parameter], chosen: set[int],
+                    retain_graph: bool) -> torch.Tensor:
+    """(D,) gradient of ``loss`` clipped to norm 1 over *all* ``params``, then restricted to those in ``chosen``
+    (the authors' order), flattened in ``params`` order."""
+    grads = torch.autograd.grad(loss, params, retain_graph=retain_graph, allow_unused=True)
+    grads = [gr if gr is not None else torch.zeros_like(p) for gr, p in zip(grads, params)]
+    norm = torch.sqrt(sum(gr.float().pow(2).sum() for gr in grads)).item()  # over all parameters
+    flat = torch.cat([gr.reshape(-1).float() for gr, p in zip(grads, params) if id(p) in chosen])
+    return flat * min(1.0, 1.0 / (norm + 1e-12))  # clip(1.0) on the full norm, then select
+
+
 def grads_from_advantages(adv: torch.Tensor, logp: torch.Tensor, old: torch.Tensor, cmask: torch.Tensor,
                           params: list[torch.nn.Parameter], chosen: set[int], ref: torch.Tensor | None = None,
                           kl_coef: float = 0.0, keep_graph: bool = True) -> torch.Tensor:
     """(N, K) advantages -> (K, D): g_k = grad of policy_loss(logp, old, adv[:, k], no clip, + kl_coef * KL to
     ``ref``), clipped to norm 1 over *all* ``params`` and then restricted to those in ``chosen`` (the
     authors' order), flattened in ``params`` order. One backward pass per objective through the graph of
-    ``logp`` (kept afterwards when ``keep_graph``; the TRL integration reuses this function).
+    ``logp`` (kept afterwards when ``keep_graph``).
     """
     K = adv.shape[1]
-    gs = []
-    for k in range(K):
-        loss_k, _ = policy_loss(logp, old, adv[:, k], cmask, None, ref, kl_coef)
-        grads = torch.autograd.grad(loss_k, params, retain_graph=keep_graph or k < K - 1, allow_unused=True)
-        grads = [gr if gr is not None else torch.zeros_like(p) for gr, p in zip(grads, params)]
-        norm = torch.sqrt(sum(gr.float().pow(2).sum() for gr in grads)).item()  # over all parameters
-        flat = torch.cat([gr.reshape(-1).float() for gr, p in zip(grads, params) if id(p) in chosen])
-        gs.append(flat * min(1.0, 1.0 / (norm + 1e-12)))  # clip(1.0) on the full norm, then select
-    return torch.stack(gs)
+    return torch.stack([clip_and_select(policy_loss(logp, old, adv[:, k], cmask, None, ref, kl_coef)[0], params,
+                                        chosen, keep_graph or k < K - 1) for k in range(K)])

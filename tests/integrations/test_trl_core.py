@@ -12,7 +12,7 @@ import torch
 
 pytest.importorskip("trl", minversion="1.16")
 
-from moalign.integrations.trl_core import objective_grads_from_advantages, reward_advantages  # noqa: E402
+from moalign.integrations.trl_core import reward_advantages, trl_reward_grads  # noqa: E402
 from moalign.rl.estimators import combine_advantages  # noqa: E402
 from moalign.rl.trainer import objective_grads, select_params  # noqa: E402
 
@@ -62,7 +62,7 @@ def test_gradients_from_advantages_equal_our_trainers_objective_grads():
                        for k in range(K)], 1)  # est(r_k): each objective's own group-normalised advantages
     full = [torch.autograd.grad(logp[:, 5:].sum(), params, retain_graph=True)]  # the full norm is > 1: clipping acts
     assert torch.sqrt(sum(g.pow(2).sum() for g in full[0])) > 1
-    theirs = objective_grads_from_advantages(adv, logp, cmask, params, chosen)
+    theirs = trl_reward_grads(adv, logp, cmask, params, chosen)  # dapo, one process, beta 0: our token mean
     assert theirs.shape == ours.shape == (K, sum(p.numel() for p in params if id(p) in chosen))
     assert torch.allclose(theirs, ours, atol=1e-7)
     assert (theirs.norm(dim=1) < 1).all()  # clipped over all parameters, then restricted

@@ -117,7 +117,7 @@ def _execute(jobs: list[dict], runlog: RunLog, parallel: bool) -> None:
 def study_flow(params: str = "params.yaml", sets: list[str] | None = None, strategies: list[str] | None = None,
                seeds: list[int] | None = None, tuning_seeds: list[int] | None = None, steps: int | None = None,
                rows: int = 32, samples: int = 4, out: str = DEFAULT_OUT, workers: int = 1,
-               parallel: bool = False) -> dict:
+               parallel: bool = False, start: bool = True) -> dict:
     """Calibrate, run every strategy on the reporting seeds, summarise: records and summary under ``out``."""
     root = Path.cwd().resolve()
     p = core.load_study_params(params, sets)  # fail fast, naming the key, before any run
@@ -133,10 +133,11 @@ def study_flow(params: str = "params.yaml", sets: list[str] | None = None, strat
     raw = core.absolute_tracking(p.raw, root)
     threads = max(1, (os.cpu_count() or 1) // max(1, workers)) if parallel else p.base.threads
     common = {"params": raw, "root": str(root), "steps": steps, "rows": rows, "samples": samples, "sft": sft,
-              "threads": threads}
-    cal, rep = RunLog(outp / "calibration"), RunLog(outp / "study")
+              "threads": threads, "out": str(outp.resolve())}
+    cal, rep, beg = RunLog(outp / "calibration"), RunLog(outp / "study"), RunLog(outp / "start")
     core.check_resumable(cal.runs, core.shared_config(p, steps, "val", rows, samples, sft), cal.path)
     core.check_resumable(rep.runs, core.shared_config(p, steps, "test", rows, samples, sft), rep.path)
+    core.check_resumable(beg.runs, core.shared_config(p, steps, "test", rows, samples, sft), beg.path)
     parent = Parent(p.base.tracking, {"strategies": ",".join(strategies), "seeds": ",".join(map(str, seeds)),
                                       "tuning_seeds": ",".join(map(str, tuning_seeds)),
                                       "steps": steps or p.train.max_steps, "rows": rows, "samples": samples,
@@ -149,6 +150,9 @@ def study_flow(params: str = "params.yaml", sets: list[str] | None = None, strat
         jobs = [{**common, **j} for j in core.calibration_jobs(strategies, tuning_seeds, done)]
         _execute(jobs, cal, parallel)
         chosen = core.write_chosen(outp, [r for r in cal.runs if r["seed"] in tuning_seeds]) if tuning_seeds else {}
+        if start:  # the SFT policy on each seed's test decodes: the gain over the starting point (cheap: no training)
+            done = {(r["strategy"], r["seed"]) for r in beg.runs}
+            _execute([{**common, **j} for j in core.start_jobs(seeds, done)], beg, parallel)
         done = {(r["strategy"], r["seed"]) for r in rep.runs}
         jobs = [{**common, **j} for j in core.study_jobs(strategies, seeds, chosen, done)]
         _execute(jobs, rep, parallel)
@@ -199,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--rows", type=int, default=32, help="prompts per domain scored at the end of each run")
     r.add_argument("--samples", type=int, default=4, help="sampled decodes per scored prompt")
     r.add_argument("--out", default=DEFAULT_OUT)
+    r.add_argument("--no-start", dest="start", action="store_false",
+                   help="do not score the SFT policy itself (the 'gain over SFT' rows need it)")
     r.add_argument("--workers", type=int, default=1, help="Dask worker processes (with --dask)")
     r.add_argument("--dask", action="store_true", help="run on a local Dask cluster of --workers processes")
     r.add_argument("--dask-address", default=None, help="run on this Dask cluster (tcp://host:8786)")
@@ -213,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         res = run_study(dask=a.dask, dask_address=a.dask_address, params=a.params, sets=a.sets,
                         strategies=a.strategies, seeds=a.seeds, tuning_seeds=a.tuning_seeds, steps=a.steps,
-                        rows=a.rows, samples=a.samples, out=a.out, workers=max(1, a.workers))
+                        rows=a.rows, samples=a.samples, out=a.out, workers=max(1, a.workers), start=a.start)
     except Exception as e:  # noqa: BLE001 - expected failures: one line, exit 2; bugs: traceback, exit 1
         msg = clean_message(e)
         if msg is None:

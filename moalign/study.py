@@ -157,6 +157,16 @@ def shared_config(params, steps: int | None, split: str, rows: int, samples: int
     return out
 
 
+def selection_file(job: dict, cfg) -> Path | None:
+    """Where a run's pass rates (train.prompt_selection) are kept: ``<out>/selection/<key>.json``, measured once per
+    (SFT policy, seed, selection settings) and shared by every strategy of that seed, as the train stage does."""
+    from moalign.rl.selection import cache_key
+
+    if not cfg.prompt_selection.enabled or not job.get("out"):
+        return None
+    return Path(job["out"]) / "selection" / f"{cache_key(cfg, job['seed'], job['sft'])}.json"
+
+
 def run_name(job: dict) -> str:
     value = f"={job['value']}" if job.get("value") else ""
     return f"{job['phase']}:{job['strategy']}{value}@seed{job['seed']}"
@@ -174,7 +184,7 @@ def one_run(job: dict) -> dict:
     from moalign.pareto import hypervolume
     from moalign.provenance import provenance
     from moalign.rl.rewards import make_reward
-    from moalign.rl.run import train_config, train_from_sft
+    from moalign.rl.run import start_policy, train_config, train_from_sft
     from moalign.tracking import stage_run
 
     params, root = Params(job["params"]), Path(job["root"])
@@ -186,9 +196,12 @@ def one_run(job: dict) -> dict:
     tags = {"moalign.strategy": job["strategy"], "moalign.study_phase": job["phase"], "moalign.seed": str(job["seed"])}
     with stage_run("study", params.base.tracking, logged, run_name=run_name(job), tags=tags,
                    parent_run_id=job.get("parent_run_id") or None) as tr:
-        policy, tok, res = train_from_sft(params, job["strategy"], job["seed"], overrides=job["over"],
-                                          steps=job["steps"], root=root, threads=job.get("threads"),
-                                          log_fn=tr.log_metrics)
+        if job["phase"] == "start":  # the SFT policy itself, scored as every run's final policy is
+            (policy, tok), res = start_policy(params, root, job.get("threads")), None
+        else:
+            policy, tok, res = train_from_sft(params, job["strategy"], job["seed"], overrides=job["over"],
+                                              steps=job["steps"], root=root, threads=job.get("threads"),
+                                              log_fn=tr.log_metrics, selection_cache=selection_file(job, cfg))
         rows, index = scored_rows(job["split"], cfg.val_rows, job["rows"], root)
         fns = {o: make_reward(o, **cfg.reward_options.get(o, {})) for o in cfg.objectives
                if not o.startswith("conciseness")}
@@ -197,14 +210,18 @@ def one_run(job: dict) -> dict:
         hv = hypervolume(np.asarray([sc["point"]]), np.zeros(len(cfg.objectives)))
         tr.log_metrics({**{f"final/{o}": v for o, v in zip(cfg.objectives, sc["point"])},
                         "final/length": sc["length"], "final/hypervolume": hv})
-    return {"strategy": job["strategy"], "value": job.get("value"), "seed": job["seed"], "steps": cfg.max_steps,
+    return {"strategy": job["strategy"], "value": job.get("value"), "seed": job["seed"],
+            "steps": 0 if res is None else cfg.max_steps,
             "split": job["split"], "objectives": cfg.objectives, "point": sc["point"], "se": sc["se"],
             "length": sc["length"], "length_se": sc["length_se"], "hypervolume": hv,
-            "styles": sc["styles"], "initial_weights": res.initial_weights, "final_weights": res.final_weights,
-            "weights": res.weights, "degenerate": res.degenerate,
-            "validation": [{"step": v["step"], "point": v["point"], "hypervolume": v.get("hypervolume", 0.0)}
-                           for v in res.validation],
-            "rollout_length": [h["charts/completion_length"] for h in res.history],
+            "per_prompt": np.round(sc["per_prompt"], 6).tolist(),  # (rows, K): paired-by-prompt gains (summary)
+            "styles": sc["styles"], **({} if res is None else {
+                "initial_weights": res.initial_weights, "final_weights": res.final_weights,
+                "weights": res.weights, "degenerate": res.degenerate, "selection": res.selection,
+                "validation": [{"step": v["step"], "point": v["point"], "hypervolume": v.get("hypervolume", 0.0)}
+                               for v in res.validation],
+                "rollout_length": [h["charts/completion_length"] for h in res.history],
+                "informative_groups": [h.get("train/informative_groups/accuracy") for h in res.history]}),
             "row_index": index,
             "provenance": provenance(shared, root, rows=len(rows), decodes=job["samples"], split=job["split"],
                                      overrides=job["over"], sft_sha256=job["sft"])}
@@ -226,6 +243,13 @@ def study_jobs(strategies: list[str], seeds: list[int], chosen: dict, done: set)
             for seed in seeds for s in strategies if (s, seed) not in done]
 
 
+def start_jobs(seeds: list[int], done: set) -> list[dict]:
+    """The SFT policy (phase ``start``, strategy ``sft``) scored on the test split with each reporting seed's decodes:
+    what every strategy's gain over its starting point is measured against (study_summary.over_start)."""
+    return [{"phase": "start", "strategy": "sft", "value": None, "over": {}, "seed": seed, "split": "test"}
+            for seed in seeds if ("sft", seed) not in done]
+
+
 def check_resumable(runs: list[dict], config: dict, where: Path) -> None:
     """Refuse (before any training) to add runs of ``config`` to records made with another config."""
     from moalign.provenance import config_hash, same_config
@@ -237,7 +261,7 @@ def check_resumable(runs: list[dict], config: dict, where: Path) -> None:
 
 def decisions_md(summary: dict, out: Path) -> str:
     """decisions.md: the decision table, the per-strategy means and the calibration choices."""
-    from moalign.study_summary import decision_table
+    from moalign.study_summary import decision_table, start_table
 
     objs = summary["objectives"]
     alpha = next((d["alpha"] for d in summary["decisions"] if "alpha" in d), None)
@@ -245,7 +269,8 @@ def decisions_md(summary: dict, out: Path) -> str:
              f"{len(summary['seeds'])} reporting seeds {summary['seeds']} x {summary['steps']} steps, test split. "
              f"Best fixed preset by mean test HV: **{summary['best_fixed']}**. Every row is decided by one rule: a "
              f"two-sided paired t-test over the seeds at alpha = {alpha} (tie when not significant).", "",
-             *decision_table(summary), "", "| strategy | knob | " + " | ".join(objs) + " | length | test HV |",
+             *decision_table(summary), "", *start_table(summary), "",
+             "| strategy | knob | " + " | ".join(objs) + " | length | test HV |",
              "|---" * (len(objs) + 4) + "|"]
     for n, t in summary["table"].items():
         lines.append(f"| {n} | {t.get('value') or '-'} | " +
@@ -282,7 +307,7 @@ def write_chosen(out: Path, runs: list[dict]) -> dict:
 def describe(rec: dict) -> str:
     return (f"{rec['split']} seed {rec['seed']} {rec['strategy']} {rec['value'] or ''}: point "
             f"{np.round(rec['point'], 3)} length {rec['length']:.1f} HV {rec['hypervolume']:.4f} "
-            f"weights {np.round(rec['final_weights'], 3)}")
+            + (f"weights {np.round(rec['final_weights'], 3)}" if "final_weights" in rec else "(the SFT policy)"))
 
 
 def absolute_tracking(raw: dict[str, Any], root: Path) -> dict[str, Any]:

@@ -140,6 +140,61 @@ def decisions(runs: list[dict], tab: dict, best: str, alpha: float = ALPHA) -> l
     return rows
 
 
+def prompt_gain(a: dict, b: dict, k: int) -> dict:
+    """Objective ``k`` of record ``a`` minus record ``b`` scored on the same prompts: the mean of the per-prompt
+    differences, its prompt-clustered standard error (sd of the differences / sqrt(prompts)) and z = mean / se."""
+    if a["row_index"] != b["row_index"]:
+        raise ValueError("gain over the start: the two records were scored on different prompts")
+    d = np.asarray(a["per_prompt"], dtype=float)[:, k] - np.asarray(b["per_prompt"], dtype=float)[:, k]
+    se = float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else 0.0
+    return {"gain": float(d.mean()), "se": se, "z": float(d.mean() / se) if se > 0 else None, "prompts": len(d)}
+
+
+def over_start(runs: list[dict], starts: list[dict], alpha: float = ALPHA) -> dict[str, dict]:
+    """Per strategy, its final policy against the SFT policy it started from (the study's ``start`` records),
+    seed by seed on the same test prompts and decodes' seeds: each objective's gain with its prompt-clustered SE
+    (:func:`prompt_gain`), the test-HV gain, and over seeds the paired t-test of the accuracy gain (one rule)."""
+    objs = runs[0]["objectives"]
+    start = {r["seed"]: r for r in starts if "per_prompt" in r}
+    out = {}
+    for s in dict.fromkeys(r["strategy"] for r in runs):
+        rs = sorted((r for r in runs if r["strategy"] == s and r["seed"] in start and "per_prompt" in r),
+                    key=lambda r: r["seed"])
+        if not rs:
+            continue
+        seeds = [{"seed": r["seed"], **{o: prompt_gain(r, start[r["seed"]], k) for k, o in enumerate(objs)},
+                  "hypervolume": r["hypervolume"] - start[r["seed"]]["hypervolume"]} for r in rs]
+        acc = [x["accuracy"]["gain"] for x in seeds] if "accuracy" in objs else []
+        test = paired_test(acc) if acc else None
+        out[s] = {"per_seed": seeds, "test": test, "verdict": verdict(test, alpha) if test else None,
+                  "min_z": min((x["accuracy"]["z"] or 0.0) for x in seeds) if acc else None}
+    return out
+
+
+def start_table(summary: dict) -> list[str]:
+    """Markdown lines: each strategy's accuracy gain over the SFT policy per seed (z in prompt-clustered SEs) and
+    the paired t-test over seeds; [] when the study scored no start policy."""
+    over = summary.get("over_start") or {}
+    if not over:
+        return []
+    st = summary["start"]
+    objs = summary["objectives"]
+    others = [o for o in objs if o != "accuracy"]
+    start = ", ".join(f"{o} {st[o]['mean']:.3f}" for o in objs)
+    lines = [f"Gain over the SFT policy it started from ({start}; length {st['length']['mean']:.1f}; scored on the "
+             "same prompts with the same decode seeds), per seed: accuracy gain (z = gain / prompt-clustered SE of the "
+             "per-prompt differences); over seeds: the paired t-test of the accuracy gain.", "",
+             "| strategy | accuracy gain per seed (z) | " + " | ".join(f"{o} gain per seed" for o in others) +
+             " | test HV gain per seed | over seeds |", "|---" * (len(others) + 4) + "|"]
+    for s, o in over.items():
+        acc = ", ".join(f"{x['accuracy']['gain']:+.3f} ({x['accuracy']['z']:+.1f})" if x["accuracy"]["z"] is not None
+                        else f"{x['accuracy']['gain']:+.3f}" for x in o["per_seed"])
+        rest = " | ".join(", ".join(f"{x[k]['gain']:+.3f}" for x in o["per_seed"]) for k in others)
+        hv = ", ".join(f"{x['hypervolume']:+.4f}" for x in o["per_seed"])
+        lines.append(f"| {s} | {acc} | {rest} | {hv} | **{o['verdict']}**: {_test_md(o['test'], 'mean gain')} |")
+    return lines
+
+
 def _test_md(t: dict | None, label: str = "paired diff") -> str:
     if not t or t.get("p") is None:
         return "no test (fewer than 2 seeds)"
@@ -217,6 +272,13 @@ def summarise(out: Path, write: bool = True) -> dict:
     summary = {"objectives": runs[0]["objectives"], "steps": runs[0]["steps"], "best_fixed": best,
                "seeds": sorted({r["seed"] for r in runs}), "table": tab, "paired": pair,
                "decisions": decisions(runs, tab, best), "calibration": chosen}
+    starts = read_runs(out / "start" / "runs.jsonl")  # the SFT policy scored per seed (absent in older studies)
+    if starts:
+        same_config(starts, str(out / "start" / "runs.jsonl"))
+        objs = runs[0]["objectives"]
+        summary["start"] = {o: _ms([r["point"][k] for r in starts]) for k, o in enumerate(objs)} | {
+            "length": _ms([r["length"] for r in starts]), "hypervolume": _ms([r["hypervolume"] for r in starts])}
+        summary["over_start"] = over_start(runs, starts)
     summary = json.loads(json.dumps(summary))  # the JSON form (tuples -> lists), as the committed file holds it
     if not write:
         return summary

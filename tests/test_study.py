@@ -87,6 +87,19 @@ def test_study_writes_records_summary_and_decisions(study):
     assert summary["best_fixed"] == "fixed-accuracy" and summary["calibration"]["hypervolume"] == chosen
     md = (study / "decisions.md").read_text()
     assert "| goal | pick |" in md and "does hypervolume beat fixed-accuracy" in md
+    # the SFT policy itself, scored per seed on the same test prompts: every strategy's gain over its start
+    start = _recs(study / "start/runs.jsonl")
+    assert sorted((r["strategy"], r["seed"], r["steps"]) for r in start) == [("sft", 0, 0), ("sft", 1, 0)]
+    assert all(r["row_index"] == rep[0]["row_index"] and len(r["per_prompt"]) == 4 for r in start + rep)
+    over = summary["over_start"]
+    assert set(over) == {"fixed-accuracy", "hypervolume"}
+    for s, o in over.items():
+        assert [x["seed"] for x in o["per_seed"]] == [0, 1]
+        for x in o["per_seed"]:
+            r = next(r for r in rep if r["strategy"] == s and r["seed"] == x["seed"])
+            st = next(r for r in start if r["seed"] == x["seed"])
+            assert x["accuracy"]["gain"] == pytest.approx(r["point"][0] - st["point"][0], abs=1e-5)
+    assert "Gain over the SFT policy" in md
     assert (study / "weights.png").exists() and (study / "front.png").exists()
 
 
@@ -101,7 +114,7 @@ def test_overrides_reach_every_run_and_mlflow_nests_them(study, repo):
     parent = parents[0]
     assert parent.info.status == "FINISHED" and "train.lr=0.002" in parent.data.params["overrides"]
     kids = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
-    assert len(kids) == 8  # 4 calibration + 4 reporting runs, all nested under the one parent
+    assert len(kids) == 10  # 4 calibration + 2 start (SFT scored) + 4 reporting runs, all under the one parent
     for k in kids:  # the -S overrides were applied before validation and reached every run
         assert k.data.params["train.lr"] == "0.002" and k.data.params["train.group_size"] == "3"
         assert {"final/accuracy", "final/hypervolume", "final/length"} <= set(k.data.metrics)
@@ -125,7 +138,8 @@ def test_calibration_is_scored_on_validation_rows_the_trainer_never_sees(study, 
 
 
 def test_rerun_adds_nothing(study, repo, monkeypatch):
-    before = {p: p.read_bytes() for p in (study / "calibration/runs.jsonl", study / "study/runs.jsonl")}
+    before = {p: p.read_bytes() for p in (study / "calibration/runs.jsonl", study / "study/runs.jsonl",
+                                          study / "start/runs.jsonl")}
     monkeypatch.chdir(repo)
     assert cli([*ARGS, "--out", "results/study/t"]) == 0
     assert {p: p.read_bytes() for p in before} == before
@@ -161,7 +175,7 @@ def test_dask_local_cluster_of_two_workers(repo, harness, monkeypatch, tmp_path)
         kids = db.execute("SELECT COUNT(*) FROM tags t JOIN runs r ON r.run_uuid = t.run_uuid WHERE "
                           "t.key = 'mlflow.parentRunId' AND t.value = (SELECT run_uuid FROM runs WHERE name = 'study' "
                           "ORDER BY start_time DESC LIMIT 1)").fetchone()[0]
-    assert kids == 2
+    assert kids == 4  # 2 start (the SFT policy scored) + 2 reporting runs
     shutil.rmtree(out)
 
 

@@ -53,6 +53,29 @@ def test_decisions_use_one_rule():
     assert acc["pick"] == "tie: hypervolume, fixed-accuracy" and acc["test"]["p"] > 0.05
 
 
+def test_gain_over_start_is_paired_by_prompt():
+    def rec(strategy, seed, acc):  # per-prompt accuracy on 4 prompts; the other objectives fixed
+        pp = [[a, 0.5, 0.9] for a in acc]
+        return {**_run(strategy, seed, 0.05, acc=sum(acc) / 4), "per_prompt": pp, "row_index": [3, 5, 7, 9]}
+
+    start = [rec("sft", 0, [0.0, 0.25, 0.5, 0.0]), rec("sft", 1, [0.0, 0.0, 0.5, 0.25])]
+    runs = [rec("gradient", 0, [0.25, 0.5, 0.75, 0.0]), rec("gradient", 1, [0.25, 0.25, 0.5, 0.5])]
+    g = ss.prompt_gain(runs[0], start[0], 0)  # differences 0.25, 0.25, 0.25, 0: mean 0.1875, sd 0.125
+    assert g["gain"] == pytest.approx(0.1875) and g["se"] == pytest.approx(0.125 / 2)
+    assert g["z"] == pytest.approx(3.0) and g["prompts"] == 4
+    over = ss.over_start(runs, start)["gradient"]
+    # seed 1: differences 0.25, 0.25, 0, 0.25: the same mean and sd
+    assert [x["accuracy"]["gain"] for x in over["per_seed"]] == pytest.approx([0.1875, 0.1875])
+    assert over["min_z"] == pytest.approx(3.0) and over["per_seed"][0]["clarity"]["gain"] == 0.0
+    assert over["verdict"] == "yes" and over["test"]["p"] == 0.0  # the same gain on both seeds
+    with pytest.raises(ValueError, match="different prompts"):
+        ss.prompt_gain({**runs[0], "row_index": [1, 2, 3, 4]}, start[0], 0)
+    lines = ss.start_table({"objectives": ["accuracy", "conciseness", "clarity"], "over_start": ss.over_start(runs, start),
+                            "start": {"accuracy": {"mean": 0.1}, "conciseness": {"mean": 0.5},
+                                      "clarity": {"mean": 0.9}, "length": {"mean": 40.0}}})
+    assert "| gradient | +0.188 (+3.0), +0.188 (+3.0) |" in lines[-1] and "**yes**" in lines[-1]
+
+
 def test_choose_takes_the_best_mean_validation_hv():
     runs = [{"strategy": "gradient", "value": v, "seed": s, "hypervolume": h}
             for v, hs in (("0.1", [0.1, 0.2]), ("1.0", [0.3, 0.2]), ("10.0", [0.2, 0.5])) for s, h in zip((100, 101), hs)]

@@ -81,10 +81,11 @@ def seed_all(seed: int, threads: int = 0) -> None:
 
 def train_from_sft(params: Params, strategy: str, seed: int, *, overrides: dict[str, Any] | None = None,
                    steps: int | None = None, root: str | Path = ".", threads: int | None = None,
-                   log_fn: Callable[[dict, int], None] | None = None):
+                   log_fn: Callable[[dict, int], None] | None = None, selection_cache: str | Path | None = None):
     """Train ``strategy`` from the SFT policy for ``steps`` (default ``train.max_steps``) updates with ``seed``.
 
-    Returns ``(policy, tokenizer, TrainResult)``; nothing is written (no checkpoints, no snapshots): the
+    Returns ``(policy, tokenizer, TrainResult)``; nothing is written (no checkpoints, no snapshots) but the
+    pass rates of ``train.prompt_selection`` in ``selection_cache`` (a JSON file, read when it exists): the
     caller decides what to keep. ``overrides``: nested keys of the train section for this run only.
     """
     from moalign.modeling import resolve_device, resolve_dtype
@@ -96,5 +97,17 @@ def train_from_sft(params: Params, strategy: str, seed: int, *, overrides: dict[
     dtype = resolve_dtype(params.base.dtype, device)
     tok, model, ref = load_sft(params, cfg, device, dtype, root)
     train_rows, val_rows = training_rows(cfg, root)
-    res = train(cfg, strategy, model, tok, train_rows, val_rows, seed, ref_model=ref, log_fn=log_fn)
+    res = train(cfg, strategy, model, tok, train_rows, val_rows, seed, ref_model=ref, log_fn=log_fn,
+                selection_cache=selection_cache)
     return model, tok, res
+
+
+def start_policy(params: Params, root: str | Path = ".", threads: int | None = None):
+    """``(policy, tokenizer)``: the SFT policy every RL run starts from, untrained (the study's ``start`` row)."""
+    from moalign.modeling import resolve_device, resolve_dtype
+
+    cfg = train_config(params, {"kl_coef": 0.0})
+    seed_all(0, params.base.threads if threads is None else threads)
+    device = resolve_device(params.base.device)
+    tok, model, _ = load_sft(params, cfg, device, resolve_dtype(params.base.dtype, device), root)
+    return model.eval(), tok

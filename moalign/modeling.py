@@ -176,6 +176,37 @@ def add_lora(model, lora: dict[str, Any]):
                                           target_modules=list(lora["target_modules"]), task_type="CAUSAL_LM"))
 
 
+class AdapterOff:
+    """The frozen reference of a LoRA policy: the policy itself with its adapters switched off (PEFT's
+    ``disable_adapter``) and dropout off, called under ``no_grad`` by the trainer. Fresh adapters start at B = 0,
+    so the base with the adapters off *is* the starting policy, for the whole run (the base is frozen): the KL
+    term needs no second copy of the weights and no second model in memory (TRL does the same with PEFT)."""
+
+    def __init__(self, model) -> None:
+        self.model = model
+
+    def __call__(self, *args, **kwargs):
+        was = self.model.training
+        self.model.eval()
+        try:
+            with self.model.disable_adapter():
+                return self.model(*args, **kwargs)
+        finally:
+            self.model.train(was)
+
+    def get_base_model(self):  # generation.forward_params reads the base model's forward signature
+        return self.model.get_base_model()
+
+
+def reference_policy(model):
+    """The frozen reference for ``train.kl_coef`` > 0: :class:`AdapterOff` for a LoRA policy, else a copy."""
+    import copy
+
+    if hasattr(model, "peft_config") and hasattr(model, "disable_adapter"):
+        return AdapterOff(model)
+    return copy.deepcopy(model).eval().requires_grad_(False)
+
+
 def trainable_policy(path: str | Path, dtype: torch.dtype = torch.float32):
     """The policy the train stage updates: the model in ``path``, with fresh LoRA adapters when the
     folder records LoRA settings (SFT ran with ``sft.lora.enabled``); its ``save_pretrained`` then

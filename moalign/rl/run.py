@@ -4,7 +4,8 @@
 (many short runs in one process) both load what they train through :func:`load_sft` and
 :func:`training_rows`, so a study run starts from exactly what ``train@<strategy>`` starts from:
 ``models/sft`` (+ fresh LoRA adapters when SFT used LoRA, the pretrained-lr warning, the frozen SFT
-reference when ``kl_coef`` > 0) and ``data/prepared/{train,val}`` with the first ``train.val_rows``
+reference when ``kl_coef`` > 0: with LoRA the same model with its adapters off) and
+``data/prepared/{train,val}`` with the first ``train.val_rows``
 validation rows as the trainer's validation points.
 
     policy, tok, res = train_from_sft(load_params(), "hypervolume", seed=0, steps=40,
@@ -13,7 +14,6 @@ validation rows as the trainer's validation points.
 
 from __future__ import annotations
 
-import copy
 import random
 from pathlib import Path
 from typing import Any, Callable
@@ -45,14 +45,14 @@ def load_sft(params: Params, cfg: TrainConfig, device, dtype, root: str | Path =
     import torch  # noqa: F401 - the policy's library
 
     from moalign.guards import warn_pretrained
-    from moalign.modeling import load_tokenizer, trainable_policy
+    from moalign.modeling import load_tokenizer, reference_policy, trainable_policy
 
     sft = Path(root) / SFT
     tok = load_tokenizer(sft)
     model = trainable_policy(sft, dtype=dtype).to(device)  # + fresh LoRA adapters when SFT used LoRA
     warn_pretrained("train", bool(params.prepare.model.name_or_path), cfg.lr, hasattr(model, "peft_config"),
                     model, device)
-    ref = copy.deepcopy(model).eval().requires_grad_(False) if cfg.kl_coef > 0 else None
+    ref = reference_policy(model) if cfg.kl_coef > 0 else None  # LoRA: the same model, adapters off
     return tok, model, ref
 
 

@@ -201,6 +201,10 @@ def train(
                 ref = token_logprobs(ref_model, ids, mask, cfg.logprob_buckets, first, T)[:, 1:] \
                     if ref_model is not None and cfg.kl_coef > 0 else None
         metrics: dict[str, float] = dict(ds_metrics)
+        # forwards of this step: the policy's once (one update per rollout batch, so the "old" log-probs are its
+        # values detached, not a second forward); the reference's only with kl_coef > 0 (LoRA: adapters off)
+        metrics.update({"perf/forwards/policy": 1.0, "perf/forwards/old": 0.0,
+                        "perf/forwards/reference": float(ref is not None)})
         spread = (r3.amax(1) > r3.amin(1)).float().mean(0)  # (K,) share of groups whose objective k varies
         metrics.update({f"train/informative_groups/{o}": float(v) for o, v in zip(cfg.objectives, spread)})
         if weighting.needs_objective_grads and step % cfg.grad_every == 0:

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -194,6 +195,7 @@ def one_run(job: dict) -> dict:
         "strategy": job["strategy"], "seed": job["seed"], "phase": job["phase"], "value": job.get("value"),
         "split": job["split"], "rows": job["rows"], "samples": job["samples"]}
     tags = {"moalign.strategy": job["strategy"], "moalign.study_phase": job["phase"], "moalign.seed": str(job["seed"])}
+    began = time.perf_counter()
     with stage_run("study", params.base.tracking, logged, run_name=run_name(job), tags=tags,
                    parent_run_id=job.get("parent_run_id") or None) as tr:
         if job["phase"] == "start":  # the SFT policy itself, scored as every run's final policy is
@@ -222,7 +224,7 @@ def one_run(job: dict) -> dict:
                                for v in res.validation],
                 "rollout_length": [h["charts/completion_length"] for h in res.history],
                 "informative_groups": [h.get("train/informative_groups/accuracy") for h in res.history]}),
-            "row_index": index,
+            "row_index": index, "seconds": round(time.perf_counter() - began, 1),
             "provenance": provenance(shared, root, rows=len(rows), decodes=job["samples"], split=job["split"],
                                      overrides=job["over"], sft_sha256=job["sft"])}
 

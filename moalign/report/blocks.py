@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Callable
 
 from moalign.report.fmt import RES, f3, load, load_runs, missing, msd, pm  # the one loader and formatter
-from moalign.study_summary import decision_table
+from moalign.study_summary import decision_table, start_table
 
 REF = "results/reference"  # the reference run README renders (moalign/reference.py); `dvc repro` never writes it
 
@@ -254,9 +254,66 @@ def real_model(root: Path) -> str:
     return render(folder, root)
 
 
+REAL_STUDY = "results/smollm2-study"  # the real-model contest: `moalign study run` in the profile's workspace
+REAL_STUDY_CMD = ("cd runs/smollm2 && python -m flows.study run --strategies fixed-balanced gradient --seeds 0 1 2 "
+                  f"--tuning-seeds --rows 16 --samples 4 --out ../../{REAL_STUDY}")
+
+
+def real_contest(root: Path) -> str:
+    """The weighting contest on SmolLM2: the decision table, each strategy's gain over the SFT policy per seed, the
+    per-strategy table; every fact (seeds, steps, prompts, decodes, commit, wall time) read from the records."""
+    s = load(root, f"{REAL_STUDY}/summary.json")
+    if s is None:
+        return missing(f"{REAL_STUDY}/summary.json", REAL_STUDY_CMD)
+    runs = load_runs(root, f"{REAL_STUDY}/study/runs.jsonl")
+    objs, prov = s["objectives"], runs[0]["provenance"]
+    secs = [r["seconds"] for r in runs if "seconds" in r]
+    lines = [*decision_table(s), "", *start_table(s), "",
+             "| strategy | " + " | ".join(objs) + " | length | test HV | final weights |", "|---" * (len(objs) + 4) + "|"]
+    for n, t in s["table"].items():
+        lines.append(f"| {n} | " + " | ".join(pm(t[o]["mean"], t[o]["sd"]) for o in objs) +
+                     f" | {pm(t['length']['mean'], t['length']['sd'], 1)} | {pm(t['hypervolume']['mean'], t['hypervolume']['sd'], 4)}"
+                     f" | {' / '.join(f'{x:.2f}' for x in t['final_weights'])} |")
+    timing = f"; {sum(secs) / 60:.0f} min of training and scoring in all" if secs else ""
+    lines += ["", f"Source: `{REAL_STUDY}` ({len(s['seeds'])} RL seeds {s['seeds']} x {s['steps']} steps from one SFT "
+              f"policy (sha256 {prov.get('sft_sha256', '?')}), test split: {prov['rows']} prompts x {prov['decodes']} "
+              f"sampled decodes; mean ± sd over seeds; commit {str(prov.get('git_commit'))[:10]} of the profile "
+              f"workspace{timing}). Decided by the one rule (paired t-test over seeds, alpha 0.05); "
+              "`python -m moalign.report --check` recomputes summary.json from the records."]
+    return "\n".join(lines)
+
+
+PHRASINGS = "results/smollm2/phrasings.json"
+
+
+def _gain(g: dict) -> str:
+    return f"{g['gain']:+.3f} ({'-' if g['z'] is None else format(g['z'], '+.1f')})"
+
+
+def real_phrasings(root: Path) -> str:
+    """The profile's policies on English problems in held-out phrasings vs the project's own English test rows."""
+    r = load(root, PHRASINGS)
+    if r is None:
+        return missing(PHRASINGS, "python -m moalign.experiments.phrasings --policies models/sft ... (in runs/smollm2)")
+    k = r["objectives"].index("accuracy")
+    names = {"heldout_phrasings": "held-out phrasings", "own_templates_en": "own templates (en test)"}
+    sets = list(next(iter(r["policies"].values())))
+    lines = ["| policy | " + " | ".join(f"accuracy, {names.get(n, n)} (prompts)" for n in sets) + " | " +
+             " | ".join(f"gain over {next(iter(r['policies']))}, {names.get(n, n)} (z)" for n in sets) + " |",
+             "|---" * (1 + 2 * len(sets)) + "|"]
+    for p, rec in r["policies"].items():
+        g = r["gain_over_first"].get(p)
+        acc = " | ".join(f"{pm(rec[n]['point'][k], rec[n]['se'][k])} ({len(rec[n]['per_prompt'])})" for n in sets)
+        gains = " | ".join("-" if g is None else _gain(g[n]) for n in sets)
+        lines.append(f"| {p} | {acc} | {gains} |")
+    lines += ["", f"Source: `{PHRASINGS}` (moalign/experiments/phrasings.py; {r['samples']} sampled decodes per prompt, "
+              f"decode seed {r['seed']}; ± one prompt-clustered SE; gains paired by prompt)."]
+    return "\n".join(lines)
+
+
 BLOCKS: dict[str, dict[str, Callable[[Path], str]]] = {
     "README.md": {"results": results, "results_facts": results_facts, "rubric": rubric, "study": study, "decisions": decisions,
                   "calibration": calibration, "rubric_seeds": rubric_seeds, "trl": trl,
-                  "real_model": real_model},
+                  "real_model": real_model, "real_contest": real_contest, "real_phrasings": real_phrasings},
     "benchmarks/README.md": {"study": study, "calibration": calibration},
 }

@@ -48,6 +48,7 @@ def render(text: str, blocks: dict[str, Callable[[Path], str]], root: Path) -> t
 
 
 STUDY = "benchmarks/results/weighting_study"
+STUDIES = [STUDY, "results/smollm2-study"]  # every committed study whose derived files --check recomputes
 
 
 def _close(a, b, tol: float = 1e-9) -> bool:
@@ -64,24 +65,26 @@ def _close(a, b, tol: float = 1e-9) -> bool:
 def derived(root: Path) -> list[str]:
     """Committed files computed from raw records, recomputed from them: the paths that differ.
 
-    ``calibration/chosen.json`` = ``moalign.study.choose(calibration/runs.jsonl)``; ``summary.json`` =
-    ``moalign.study_summary.summarise`` of ``study/runs.jsonl`` (with that chosen.json). A hand edit of a raw record
-    or of a derived file fails the check.
+    In each study folder (:data:`STUDIES`): ``calibration/chosen.json`` = ``moalign.study.choose(calibration/runs.jsonl)``;
+    ``summary.json`` = ``moalign.study_summary.summarise`` of ``study/runs.jsonl`` (with that chosen.json and the
+    ``start/runs.jsonl`` records). A hand edit of a raw record or of a derived file fails the check.
     """
     from moalign import study_summary
     from moalign.runlog import read_runs
     from moalign.study import choose
 
-    out, bad = root / STUDY, []
-    cal, chosen = out / "calibration/runs.jsonl", out / "calibration/chosen.json"
-    if chosen.exists():
-        runs = read_runs(cal)
-        if not runs or not _close(json.loads(json.dumps(choose(runs))), json.loads(chosen.read_text())):
-            bad.append(f"{STUDY}/calibration/chosen.json")
-    if (out / "summary.json").exists():
-        if not (out / "study/runs.jsonl").exists() or not _close(study_summary.summarise(out, write=False),
-                                                                 json.loads((out / "summary.json").read_text())):
-            bad.append(f"{STUDY}/summary.json")
+    bad = []
+    for rel in STUDIES:
+        out = root / rel
+        cal, chosen = out / "calibration/runs.jsonl", out / "calibration/chosen.json"
+        if chosen.exists():
+            runs = read_runs(cal)
+            if not runs or not _close(json.loads(json.dumps(choose(runs))), json.loads(chosen.read_text())):
+                bad.append(f"{rel}/calibration/chosen.json")
+        if (out / "summary.json").exists():
+            if not (out / "study/runs.jsonl").exists() or not _close(study_summary.summarise(out, write=False),
+                                                                     json.loads((out / "summary.json").read_text())):
+                bad.append(f"{rel}/summary.json")
     return bad
 
 
@@ -103,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     bad = derived(root) if a.check else []
     if bad:
-        print("files that their raw records no longer give (rerun `moalign study summary --out benchmarks/results/weighting_study`, "
+        print("files that their raw records no longer give (rerun `moalign study summary --out <that folder>`, "
               "or restore the records): " + ", ".join(bad), file=sys.stderr)
         return 1
     print(("rewrote: " + ", ".join(stale)) if stale and not a.check else "report blocks up to date")

@@ -154,7 +154,12 @@ def run_ours(a, backend: str, strategy: str, grad_every: int = 1) -> dict:
     timed = hist[1:] if len(hist) > 1 else hist  # the first update pays one-off allocation costs
     flops = [update_flops(model, n, c) for n, c in TOKENS[-len(hist):]][-len(timed):]
     update_s = [h.get("perf/forward_s", 0.0) + h.get("perf/backward_s", 0.0) for h in timed]
+    gen_s = [h.get("perf/generation_s", 0.0) for h in timed]
     return {"seconds": seconds, "phases": {k[5:-2]: float(np.mean([h.get(k, 0.0) for h in hist])) for k in phases},
+            # decode rate of the rollouts (sampled completion tokens / generation seconds, first update excluded)
+            # and the bytes one decode step must read: every weight once (KV cache and activations not counted)
+            "decode_tokens_per_s": float(np.sum([c for _, c in TOKENS[-len(timed):]]) / max(np.sum(gen_s), 1e-9)),
+            "weight_bytes": float(sum(p.numel() * p.element_size() for p in model.parameters())),
             "completion_length": float(np.mean([h["charts/completion_length"] for h in hist])),
             "update_flops": float(np.mean(flops)), "update_flop_per_s": float(np.sum(flops) / np.sum(update_s)),
             "update_tokens": float(np.mean([n for n, _ in TOKENS[-len(timed):]]))}
@@ -210,7 +215,8 @@ def run_gen(a) -> dict:
 
 
 def run_matmul(a) -> dict:
-    """fp32 GFLOP/s of a large square matmul (2 n^3 FLOPs), best of ``reps`` after a warm-up."""
+    """fp32 GFLOP/s of a large square matmul (2 n^3 FLOPs) and the memory bandwidth of a large copy (bytes read +
+    written per second), each the best of ``reps`` after a warm-up."""
     import torch
 
     n, reps = a.matmul_size, 5
@@ -221,7 +227,16 @@ def run_matmul(a) -> dict:
         t = time.perf_counter()
         x @ y
         best = min(best, time.perf_counter() - t)
-    return {"matmul_flop_per_s": 2.0 * n**3 / best, "matmul_size": n}
+    src = torch.ones(getattr(a, "copy_mib", 1024) * 2**18)  # fp32; 1 GiB by default: far beyond the caches
+    dst = torch.empty_like(src)
+    dst.copy_(src)
+    copy = float("inf")
+    for _ in range(reps):
+        t = time.perf_counter()
+        dst.copy_(src)
+        copy = min(copy, time.perf_counter() - t)
+    # memory bandwidth as a copy moves it: read + write of the buffer per copy
+    return {"matmul_flop_per_s": 2.0 * n**3 / best, "matmul_size": n, "copy_bytes_per_s": 2.0 * src.nbytes / copy}
 
 
 def _side(a, side: str) -> dict:
@@ -273,6 +288,14 @@ def record(a, out: dict, argv: list[str]) -> dict:
         r["ratios"]["fast vs TRL peak memory"] = out["fast"]["peak_rss_mb"] / out["trl"]["peak_rss_mb"]
     if "trl" in sp and "hf" in sp:
         r["ratios"]["hf vs TRL"] = sp["hf"] / sp["trl"]
+    lengths = {s: out[s].get("completion_length") for s in ("trl", "fast") if s in out}
+    if "trl" in sp and "fast" in sp and all(lengths.values()):  # the same work per generated token
+        r["ratios"]["fast vs TRL per generated token"] = (sp["fast"] * lengths["fast"]) / (sp["trl"] * lengths["trl"])
+    bw = (out.get("matmul") or {}).get("copy_bytes_per_s")
+    if bw and "fast" in out and out["fast"].get("weight_bytes"):  # decode bound: batch x bandwidth / weight bytes
+        bound = a.prompts * a.group * bw / out["fast"]["weight_bytes"]
+        r["ratios"]["fast decode vs bandwidth bound"] = out["fast"]["decode_tokens_per_s"] / bound
+        r["decode_bound_tokens_per_s"] = bound
     for side in ("fast-gradient", "fast-gradient-4"):
         if "fast" in sp and side in sp:
             r["ratios"][f"{side} step time vs fast"] = sp["fast"] / sp[side]

@@ -24,6 +24,7 @@ import argparse
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 
 from prefect import flow, task
@@ -144,7 +145,7 @@ def study_flow(params: str = "params.yaml", sets: list[str] | None = None, strat
                                       "overrides": " ".join(sets or []) or "-", "out": str(outp),
                                       "workers": workers, "dask": parallel})
     common["parent_run_id"] = parent.run_id
-    status = "FAILED"
+    status, began = "FAILED", time.time()
     try:
         done = {(r["strategy"], r["value"], r["seed"]) for r in cal.runs}
         jobs = [{**common, **j} for j in core.calibration_jobs(strategies, tuning_seeds, done)]
@@ -164,6 +165,7 @@ def study_flow(params: str = "params.yaml", sets: list[str] | None = None, strat
         status = "FINISHED"
     finally:
         parent.end(status)
+        core.log_invocation(outp, began, time.time(), status, len(rep.runs) + len(cal.runs) + len(beg.runs))
     return {"out": str(outp), "parent_run_id": parent.run_id, "runs": len(rep.runs), "calibration_runs": len(cal.runs)}
 
 

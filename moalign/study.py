@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -287,6 +288,24 @@ def decisions_md(summary: dict, out: Path) -> str:
             lines.append(f"- {n}: {c['knob']}; {grid}; chosen **{c['chosen']}** (authors: {c['authors']}), "
                          f"tuning seeds {c['seeds']}")
     return "\n".join(lines) + "\n"
+
+
+def log_invocation(out: Path, began: float, ended: float, status: str, records: int) -> None:
+    """Append this invocation's wall time to ``<out>/run.json`` (``invocations``: a resumed study has several)."""
+    import platform
+    import sys
+
+    from moalign.io import write_text
+    from moalign.provenance import git_state
+
+    path = Path(out) / "run.json"
+    old = json.loads(path.read_text()) if path.exists() else {"invocations": []}
+    commit, dirty = git_state(Path.cwd())
+    old["invocations"].append({
+        "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(began)), "wall_seconds": round(ended - began, 1),
+        "status": status, "records_after": records, "argv": sys.argv[1:], "git_commit": commit, "git_dirty": dirty,
+        "cpus": os.cpu_count(), "platform": platform.platform()})
+    write_text(path, json.dumps(old, indent=1) + "\n")
 
 
 def finish(out: str | Path) -> dict:

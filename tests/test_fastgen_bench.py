@@ -35,6 +35,6 @@ def test_update_flops_full_finetune_and_lora(tok, bench):
 def test_matmul_probe_and_prompt_rendering(bench):
     from moalign.text import format_prompt
 
-    r = bench.run_matmul(SimpleNamespace(matmul_size=64))
-    assert r["matmul_flop_per_s"] > 0 and r["matmul_size"] == 64
+    r = bench.run_matmul(SimpleNamespace(matmul_size=64, copy_mib=8))
+    assert r["matmul_flop_per_s"] > 0 and r["matmul_size"] == 64 and r["copy_bytes_per_s"] > 1e8
     assert bench.render_prompt("What is 1 + 1?") == format_prompt("What is 1 + 1?")

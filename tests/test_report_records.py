@@ -53,10 +53,11 @@ def _bench_args(**kw):
 
 def test_throughput_block_renders_the_json_the_benchmark_writes(tmp_path):
     ph = {"generation": 0.5, "forward": 0.2, "backward": 0.25, "optimizer": 0.01}
-    out = {"matmul": {"matmul_flop_per_s": 1e11, "matmul_size": 2048},
+    out = {"matmul": {"matmul_flop_per_s": 1e11, "matmul_size": 2048, "copy_bytes_per_s": 2e10},
            "trl": {"seconds": 25.0, "steps_per_s": 0.4, "peak_rss_mb": 900.0, "completion_length": 50.0},
            "fast": {"seconds": 10.0, "steps_per_s": 1.0, "peak_rss_mb": 990.0, "completion_length": 48.0, "phases": ph,
-                    "update_flop_per_s": 2e10, "update_flops": 9e9, "update_tokens": 4000.0},
+                    "update_flop_per_s": 2e10, "update_flops": 9e9, "update_tokens": 4000.0,
+                    "decode_tokens_per_s": 320.0, "weight_bytes": 5.12e8},
            "fast-gradient": {"seconds": 12.5, "steps_per_s": 0.8, "peak_rss_mb": 1000.0, "completion_length": 47.0,
                              "phases": {**ph, "objective_grads": 0.3}},
            "gen": {"gen": {"hf@1": 0.2, "fast@1": 0.1, "hf@8": 0.9, "fast@8": 0.3}}}
@@ -64,6 +65,10 @@ def test_throughput_block_renders_the_json_the_benchmark_writes(tmp_path):
     write_json(tmp_path / "benchmarks/results/rl_throughput/tiny.json", rec)  # sorted keys, as --json writes
     names = ["TRL GRPOTrainer", "moalign fast/fixed", "moalign fast/gradient"]  # --sides' order, not the JSON's
     printed = lines(json.loads((tmp_path / "benchmarks/results/rl_throughput/tiny.json").read_text()))
+    # per generated token: (1.0 x 48) / (0.4 x 50) = 2.40; decode bound: 64 rollouts x 20 GB/s / 0.512 GB = 2500
+    assert "ratio vs TRL per generated token: x2.40" in printed
+    assert any(ln.startswith("decode: 320 tokens/s at batch 64 = 13% of the bound 2500 tokens/s (copy bandwidth "
+                             "20.0 GB/s, 0.51 GB") for ln in printed)
     assert [ln.split("  ")[0] for ln in printed[1:4]] == names
     md = RECORD_BLOCKS["throughput"](tmp_path)
     rows = [ln for ln in md.splitlines() if ln.startswith("| TRL") or ln.startswith("| moalign")]

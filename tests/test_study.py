@@ -100,6 +100,8 @@ def test_study_writes_records_summary_and_decisions(study):
             st = next(r for r in start if r["seed"] == x["seed"])
             assert x["accuracy"]["gain"] == pytest.approx(r["point"][0] - st["point"][0], abs=1e-5)
     assert "Gain over the SFT policy" in md
+    inv = json.loads((study / "run.json").read_text())["invocations"]  # the wall time of each invocation
+    assert inv[0]["status"] == "FINISHED" and inv[0]["wall_seconds"] > 0 and inv[0]["records_after"] == 10
     assert (study / "weights.png").exists() and (study / "front.png").exists()
 
 

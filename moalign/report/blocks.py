@@ -267,14 +267,15 @@ def real_contest(root: Path) -> str:
         return missing(f"{REAL_STUDY}/summary.json", REAL_STUDY_CMD)
     runs = load_runs(root, f"{REAL_STUDY}/study/runs.jsonl")
     objs, prov = s["objectives"], runs[0]["provenance"]
-    secs = [r["seconds"] for r in runs if "seconds" in r]
+    inv = (load(root, f"{REAL_STUDY}/run.json") or {}).get("invocations", [])
     lines = [*decision_table(s), "", *start_table(s), "",
              "| strategy | " + " | ".join(objs) + " | length | test HV | final weights |", "|---" * (len(objs) + 4) + "|"]
     for n, t in s["table"].items():
         lines.append(f"| {n} | " + " | ".join(pm(t[o]["mean"], t[o]["sd"]) for o in objs) +
                      f" | {pm(t['length']['mean'], t['length']['sd'], 1)} | {pm(t['hypervolume']['mean'], t['hypervolume']['sd'], 4)}"
                      f" | {' / '.join(f'{x:.2f}' for x in t['final_weights'])} |")
-    timing = f"; {sum(secs) / 60:.0f} min of training and scoring in all" if secs else ""
+    timing = (f"; wall time {sum(i['wall_seconds'] for i in inv) / 60:.0f} min on {inv[0]['cpus']} CPU cores in "
+              f"{len(inv)} invocation(s), `run.json`") if inv else ""
     lines += ["", f"Source: `{REAL_STUDY}` ({len(s['seeds'])} RL seeds {s['seeds']} x {s['steps']} steps from one SFT "
               f"policy (sha256 {prov.get('sft_sha256', '?')}), test split: {prov['rows']} prompts x {prov['decodes']} "
               f"sampled decodes; mean ± sd over seeds; commit {str(prov.get('git_commit'))[:10]} of the profile "

@@ -132,3 +132,13 @@ def test_records_carry_provenance_and_are_never_mixed(tmp_path):
     (tmp_path / "study/runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in runs))
     with pytest.raises(ValueError, match="would be mixed"):
         ss.summarise(tmp_path, write=False)
+
+
+def test_check_recomputes_the_real_model_contest_from_its_start_records(tmp_path):
+    rel = "results/smollm2-study"
+    shutil.copytree(ROOT / rel, tmp_path / rel)
+    assert report.derived(tmp_path) == []
+    # the SFT policy scored lower on one prompt of seed 0: every gain over the start changes
+    _edit(tmp_path / rel / "start/runs.jsonl",
+          lambda r: {**r, "per_prompt": [[0.0, *p[1:]] for p in r["per_prompt"]]} if r["seed"] == 0 else r)
+    assert report.derived(tmp_path) == [f"{rel}/summary.json"]

@@ -274,12 +274,20 @@ def real_contest(root: Path) -> str:
         lines.append(f"| {n} | " + " | ".join(pm(t[o]["mean"], t[o]["sd"]) for o in objs) +
                      f" | {pm(t['length']['mean'], t['length']['sd'], 1)} | {pm(t['hypervolume']['mean'], t['hypervolume']['sd'], 4)}"
                      f" | {' / '.join(f'{x:.2f}' for x in t['final_weights'])} |")
+    over = s.get("over_start") or {}
+    crit = [f"{n}: smallest per-seed z {o['min_z']:+.1f} over {len(o['per_seed'])} seed(s), "
+            f"{'met' if o['min_z'] >= 2 else 'not met'}" for n, o in over.items() if o.get("min_z") is not None]
+    if crit:
+        lines += ["", "Accuracy gain over the SFT policy of at least 2 prompt-clustered SEs on every seed: " +
+                  "; ".join(crit) + "."]
+    codes = list(dict.fromkeys(i["code_commit"] for i in inv if i.get("code_commit")))
+    code = f", project code of commit(s) {', '.join(codes)} (`run.json`)" if codes else ""
     timing = (f"; wall time {sum(i['wall_seconds'] for i in inv) / 60:.0f} min on {inv[0]['cpus']} CPU cores in "
               f"{len(inv)} invocation(s), `run.json`") if inv else ""
     lines += ["", f"Source: `{REAL_STUDY}` ({len(s['seeds'])} RL seeds {s['seeds']} x {s['steps']} steps from one SFT "
               f"policy (sha256 {prov.get('sft_sha256', '?')}), test split: {prov['rows']} prompts x {prov['decodes']} "
               f"sampled decodes; mean ± sd over seeds; commit {str(prov.get('git_commit'))[:10]} of the profile "
-              f"workspace{timing}). Decided by the one rule (paired t-test over seeds, alpha 0.05); "
+              f"workspace{code}{timing}). Decided by the one rule (paired t-test over seeds, alpha 0.05); "
               "`python -m moalign.report --check` recomputes summary.json from the records."]
     return "\n".join(lines)
 

@@ -137,8 +137,9 @@ def study_flow(params: str = "params.yaml", sets: list[str] | None = None, strat
               "threads": threads, "out": str(outp.resolve())}
     cal, rep, beg = RunLog(outp / "calibration"), RunLog(outp / "study"), RunLog(outp / "start")
     core.check_resumable(cal.runs, core.shared_config(p, steps, "val", rows, samples, sft), cal.path)
-    core.check_resumable(rep.runs, core.shared_config(p, steps, "test", rows, samples, sft), rep.path)
-    core.check_resumable(beg.runs, core.shared_config(p, steps, "test", rows, samples, sft), beg.path)
+    test_config = core.shared_config(p, steps, "test", rows, samples, sft)  # the start records share the study's
+    core.check_resumable(rep.runs, test_config, rep.path)
+    core.check_resumable(beg.runs, test_config, beg.path)
     parent = Parent(p.base.tracking, {"strategies": ",".join(strategies), "seeds": ",".join(map(str, seeds)),
                                       "tuning_seeds": ",".join(map(str, tuning_seeds)),
                                       "steps": steps or p.train.max_steps, "rows": rows, "samples": samples,

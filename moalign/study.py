@@ -185,7 +185,7 @@ def one_run(job: dict) -> dict:
     from moalign.evaluate import score_policy
     from moalign.pareto import hypervolume
     from moalign.provenance import provenance
-    from moalign.rl.rewards import make_reward
+    from moalign.rl.rewards import scoring_rewards
     from moalign.rl.run import start_policy, train_config, train_from_sft
     from moalign.tracking import stage_run
 
@@ -206,8 +206,7 @@ def one_run(job: dict) -> dict:
                                               steps=job["steps"], root=root, threads=job.get("threads"),
                                               log_fn=tr.log_metrics, selection_cache=selection_file(job, cfg))
         rows, index = scored_rows(job["split"], cfg.val_rows, job["rows"], root)
-        fns = {o: make_reward(o, **cfg.reward_options.get(o, {})) for o in cfg.objectives
-               if not o.startswith("conciseness")}
+        fns = scoring_rewards(cfg)
         sc = score_policy(policy, tok, rows, cfg.objectives, fns, cfg.max_new_tokens, samples=job["samples"],
                           temperature=cfg.temperature, seed=10_000 + job["seed"])
         hv = hypervolume(np.asarray([sc["point"]]), np.zeros(len(cfg.objectives)))

@@ -31,7 +31,7 @@ from moalign.io import atomic_outputs, read_json, write_json, write_text
 from moalign.modeling import (adapter_base, is_adapter, load_adapter, load_policy, load_tokenizer, resolve_device,
                               resolve_dtype)
 from moalign.plots import plot_curves, plot_pareto
-from moalign.rl.rewards import make_reward
+from moalign.rl.rewards import scoring_rewards
 from moalign.tracking import stage_run
 from stages._edge import seed_everything, stage_main
 
@@ -63,7 +63,7 @@ def run(params: Params) -> dict[str, object]:
     logged = flatten(params.section("evaluate"), "evaluate") | {"train.objectives": objs, "base.seed": base.seed}
     with stage_run("evaluate", base.tracking, logged) as tr:
         rows = pick_rows(list(datasets.load_from_disk(str(PREPARED / "test"))), cfg.test_rows)
-        fns = {o: make_reward(o, **tcfg.reward_options.get(o, {})) for o in objs if not o.startswith("conciseness")}
+        fns = scoring_rewards(tcfg)
         tok = load_tokenizer(_need(SFT, "sft"))
 
         def score(path: Path, both: bool = True) -> dict[str, dict]:

@@ -75,13 +75,13 @@ def score_all(policies: list[str], sets: dict[str, list[dict]], params, samples:
 
     from moalign.evaluate import score_policy
     from moalign.modeling import load_policy, load_tokenizer
-    from moalign.rl.rewards import make_reward
+    from moalign.rl.rewards import scoring_rewards
     from moalign.rl.run import train_config
     from moalign.study_summary import prompt_gain
 
     cfg = train_config(params)
     torch.set_num_threads(threads or params.base.threads or torch.get_num_threads())
-    fns = {o: make_reward(o, **cfg.reward_options.get(o, {})) for o in cfg.objectives if not o.startswith("concise")}
+    fns = scoring_rewards(cfg)
     tok = load_tokenizer(policies[0])
     out = {"objectives": cfg.objectives, "samples": samples, "seed": seed, "policies": {}}
     for path in policies:

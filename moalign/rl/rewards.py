@@ -134,6 +134,13 @@ def make_reward(name: str, **opts: Any) -> Callable[..., list[float]]:
     return fn
 
 
+def scoring_rewards(cfg) -> dict[str, Callable[..., list[float]]]:
+    """The reward functions ``evaluate.score_policy`` reads for ``cfg`` (a TrainConfig): every objective with its
+    ``train.reward_options`` but conciseness, which score_policy computes from the lengths itself."""
+    return {o: make_reward(o, **cfg.reward_options.get(o, {})) for o in cfg.objectives
+            if not o.startswith("conciseness")}
+
+
 def score(objectives: list[str], fns: dict[str, Callable], texts: list[str], rows: list[dict],
           lengths: list[int], group_size: int) -> torch.Tensor:
     """Rewards (N, K) for N completions of rows (each row repeated ``group_size`` times): the columns every

@@ -88,14 +88,10 @@ def train_from_sft(params: Params, strategy: str, seed: int, *, overrides: dict[
     pass rates of ``train.prompt_selection`` in ``selection_cache`` (a JSON file, read when it exists): the
     caller decides what to keep. ``overrides``: nested keys of the train section for this run only.
     """
-    from moalign.modeling import resolve_device, resolve_dtype
     from moalign.rl.trainer import train
 
     cfg = train_config(params, overrides, steps)
-    seed_all(seed, params.base.threads if threads is None else threads)
-    device = resolve_device(params.base.device)
-    dtype = resolve_dtype(params.base.dtype, device)
-    tok, model, ref = load_sft(params, cfg, device, dtype, root)
+    tok, model, ref = _seeded_sft(params, cfg, seed, root, threads)
     train_rows, val_rows = training_rows(cfg, root)
     res = train(cfg, strategy, model, tok, train_rows, val_rows, seed, ref_model=ref, log_fn=log_fn,
                 selection_cache=selection_cache)
@@ -104,10 +100,14 @@ def train_from_sft(params: Params, strategy: str, seed: int, *, overrides: dict[
 
 def start_policy(params: Params, root: str | Path = ".", threads: int | None = None):
     """``(policy, tokenizer)``: the SFT policy every RL run starts from, untrained (the study's ``start`` row)."""
+    tok, model, _ = _seeded_sft(params, train_config(params, {"kl_coef": 0.0}), 0, root, threads)
+    return model.eval(), tok
+
+
+def _seeded_sft(params: Params, cfg: TrainConfig, seed: int, root: str | Path, threads: int | None):
+    """:func:`load_sft` on ``base.device`` in ``base.dtype`` after :func:`seed_all` (``threads``: default base.threads)."""
     from moalign.modeling import resolve_device, resolve_dtype
 
-    cfg = train_config(params, {"kl_coef": 0.0})
-    seed_all(0, params.base.threads if threads is None else threads)
+    seed_all(seed, params.base.threads if threads is None else threads)
     device = resolve_device(params.base.device)
-    tok, model, _ = load_sft(params, cfg, device, resolve_dtype(params.base.dtype, device), root)
-    return model.eval(), tok
+    return load_sft(params, cfg, device, resolve_dtype(params.base.dtype, device), root)

@@ -280,6 +280,7 @@ def real_contest(root: Path) -> str:
     if crit:
         lines += ["", "Accuracy gain over the SFT policy of at least 2 prompt-clustered SEs on every seed: " +
                   "; ".join(crit) + "."]
+    alpha = next((d["alpha"] for d in s["decisions"] if "alpha" in d), None)  # the summary's own, not typed here
     codes = list(dict.fromkeys(i["code_commit"] for i in inv if i.get("code_commit")))
     code = f", project code of commit(s) {', '.join(codes)} (`run.json`)" if codes else ""
     timing = (f"; wall time {sum(i['wall_seconds'] for i in inv) / 60:.0f} min on {inv[0]['cpus']} CPU cores in "
@@ -287,7 +288,7 @@ def real_contest(root: Path) -> str:
     lines += ["", f"Source: `{REAL_STUDY}` ({len(s['seeds'])} RL seeds {s['seeds']} x {s['steps']} steps from one SFT "
               f"policy (sha256 {prov.get('sft_sha256', '?')}), test split: {prov['rows']} prompts x {prov['decodes']} "
               f"sampled decodes; mean ± sd over seeds; commit {str(prov.get('git_commit'))[:10]} of the profile "
-              f"workspace{code}{timing}). Decided by the one rule (paired t-test over seeds, alpha 0.05); "
+              f"workspace{code}{timing}). Decided by the one rule (paired t-test over seeds, alpha {alpha}); "
               "`python -m moalign.report --check` recomputes summary.json from the records."]
     return "\n".join(lines)
 

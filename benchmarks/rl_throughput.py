@@ -54,7 +54,7 @@ from moalign.report.throughput import lines  # the printed report, which benchma
 
 ROOT = Path(__file__).resolve().parents[1]
 OBJECTIVES = ["accuracy", "conciseness", "clarity"]
-SIDES = {"trl": "TRL GRPOTrainer", "hf": "moalign hf/fixed", "fast": "moalign fast/fixed",
+SIDES = {"trl": "TRL GRPOTrainer", "hf": "moalign hf/fixed", "fast": "moalign fast/fixed", "bf16": "moalign fast-bf16/fixed",
          "fast-gradient": "moalign fast/gradient", "fast-gradient-4": "moalign fast/gradient every 4"}
 TOKENS: list[tuple[int, int]] = []  # (real tokens, completion tokens) of each rollout batch of our side
 
@@ -150,7 +150,8 @@ def run_ours(a, backend: str, strategy: str, grad_every: int = 1) -> dict:
     t = time.perf_counter()  # wall clock of train(), like TRL's trainer.train() (one 1-prompt greedy check inside)
     hist = train(cfg, strategy, model, tok, rows, rows[:1], 0).history
     seconds = time.perf_counter() - t
-    phases = sorted({k for h in hist for k in h if k.startswith("perf/") and k != "perf/validation_s"})
+    phases = sorted({k for h in hist for k in h  # seconds per phase (perf/*_s), not the perf/forwards/* counts
+                     if k.startswith("perf/") and k.endswith("_s") and k != "perf/validation_s"})
     timed = hist[1:] if len(hist) > 1 else hist  # the first update pays one-off allocation costs
     flops = [update_flops(model, n, c) for n, c in TOKENS[-len(hist):]][-len(timed):]
     update_s = [h.get("perf/forward_s", 0.0) + h.get("perf/backward_s", 0.0) for h in timed]
@@ -159,8 +160,10 @@ def run_ours(a, backend: str, strategy: str, grad_every: int = 1) -> dict:
             # decode rate of the rollouts (sampled completion tokens / generation seconds, first update excluded)
             # and the bytes one decode step must read: every weight once (KV cache and activations not counted)
             "decode_tokens_per_s": float(np.sum([c for _, c in TOKENS[-len(timed):]]) / max(np.sum(gen_s), 1e-9)),
-            "weight_bytes": float(sum(p.numel() * p.element_size() for p in model.parameters())),
+            "weight_bytes": float(sum(p.numel() * (2 if backend == "fast-bf16" else p.element_size())  # bf16 copies
+                                      for p in model.parameters())),
             "completion_length": float(np.mean([h["charts/completion_length"] for h in hist])),
+            "micro_batches": float(np.mean([h.get("perf/micro_batches", 1.0) for h in hist])),
             "update_flops": float(np.mean(flops)), "update_flop_per_s": float(np.sum(flops) / np.sum(update_s)),
             "update_tokens": float(np.mean([n for n, _ in TOKENS[-len(timed):]]))}
 
@@ -246,6 +249,8 @@ def _side(a, side: str) -> dict:
     runners = {"trl": run_trl, "gen": run_gen, "matmul": run_matmul}
     if side in runners:
         return runners[side](a)
+    if side == "bf16":  # the fast-bf16 rollout backend (bf16 decode matmuls), fixed strategy
+        return run_ours(a, "fast-bf16", "fixed")
     parts = side.split("-")  # backend[-strategy[-grad_every]]
     return run_ours(a, parts[0], parts[1] if len(parts) > 1 else "fixed", int(parts[2]) if len(parts) > 2 else 1)
 
@@ -283,19 +288,20 @@ def record(a, out: dict, argv: list[str]) -> dict:
          "order": list(a.sides), "labels": {s: SIDES[s] for s in a.sides}, "sides": {s: out[s] for s in a.sides},
          "matmul": out.get("matmul"), "gen": out.get("gen", {}).get("gen"), "ratios": {}}
     sp = {s: out[s]["steps_per_s"] for s in a.sides}
-    if "trl" in sp and "fast" in sp:
-        r["ratios"]["fast vs TRL"] = sp["fast"] / sp["trl"]
-        r["ratios"]["fast vs TRL peak memory"] = out["fast"]["peak_rss_mb"] / out["trl"]["peak_rss_mb"]
+    bw = (out.get("matmul") or {}).get("copy_bytes_per_s")
+    for ours in ("fast", "bf16"):
+        if "trl" in sp and ours in sp:
+            r["ratios"][f"{ours} vs TRL"] = sp[ours] / sp["trl"]
+            r["ratios"][f"{ours} vs TRL peak memory"] = out[ours]["peak_rss_mb"] / out["trl"]["peak_rss_mb"]
+            lengths = (out[ours].get("completion_length"), out["trl"].get("completion_length"))
+            if all(lengths):  # the same work per generated token
+                r["ratios"][f"{ours} vs TRL per generated token"] = (sp[ours] * lengths[0]) / (sp["trl"] * lengths[1])
+        if bw and ours in out and out[ours].get("weight_bytes"):  # decode bound: batch x bandwidth / weight bytes
+            bound = a.prompts * a.group * bw / out[ours]["weight_bytes"]
+            r["ratios"][f"{ours} decode vs bandwidth bound"] = out[ours]["decode_tokens_per_s"] / bound
+            r["decode_bound_tokens_per_s" + ("" if ours == "fast" else f" {ours}")] = bound
     if "trl" in sp and "hf" in sp:
         r["ratios"]["hf vs TRL"] = sp["hf"] / sp["trl"]
-    lengths = {s: out[s].get("completion_length") for s in ("trl", "fast") if s in out}
-    if "trl" in sp and "fast" in sp and all(lengths.values()):  # the same work per generated token
-        r["ratios"]["fast vs TRL per generated token"] = (sp["fast"] * lengths["fast"]) / (sp["trl"] * lengths["trl"])
-    bw = (out.get("matmul") or {}).get("copy_bytes_per_s")
-    if bw and "fast" in out and out["fast"].get("weight_bytes"):  # decode bound: batch x bandwidth / weight bytes
-        bound = a.prompts * a.group * bw / out["fast"]["weight_bytes"]
-        r["ratios"]["fast decode vs bandwidth bound"] = out["fast"]["decode_tokens_per_s"] / bound
-        r["decode_bound_tokens_per_s"] = bound
     for side in ("fast-gradient", "fast-gradient-4"):
         if "fast" in sp and side in sp:
             r["ratios"][f"{side} step time vs fast"] = sp["fast"] / sp[side]

@@ -50,10 +50,14 @@ second copy from the sampler would save no forward pass.
 
 from __future__ import annotations
 
+import logging
+
 import torch
 
-from moalign.fastgen_fused import FusedStep, cache_kwargs, choose, new_cache
+from moalign.fastgen_fused import _LOW_VERDICTS, FusedStep, cache_kwargs, choose, low_check, new_cache
 from moalign.generation import BACKENDS, Generations, assemble, forward_params, position_ids
+
+log = logging.getLogger("moalign.fastgen")
 
 
 def _causal_lm(model):
@@ -107,8 +111,9 @@ class _GenericStep:
 
 @torch.no_grad()
 def decode(model, ids: torch.Tensor, mask: torch.Tensor, max_new_tokens: int, sampler: _Sampler, eos: int,
-           pad: int, static: bool = False, compile_step: bool = False) -> torch.Tensor:
-    """Completion ids (n, T) of one left-padded batch, ``pad`` after EOS; T = steps actually run."""
+           pad: int, static: bool = False, compile_step: bool = False, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Completion ids (n, T) of one left-padded batch, ``pad`` after EOS; T = steps actually run. ``dtype``: the
+    decode step's matmuls in that precision (moalign/fastgen_fused.py; the ``fast-bf16`` backend)."""
     n, P = ids.shape
     total = P + max_new_tokens
     if static:  # buffer lengths in steps of 64 so compiled shapes repeat across batches of other prompt lengths
@@ -116,19 +121,31 @@ def decode(model, ids: torch.Tensor, mask: torch.Tensor, max_new_tokens: int, sa
     lm = _causal_lm(model)
     cache = new_cache(lm.config)
     keep = {"logits_to_keep": 1} if "logits_to_keep" in forward_params(lm) else {}  # only the next token's
-    out = lm(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask), use_cache=True,
+    # a group's G rollouts share one prompt: prefill each distinct (prompt, padding) row once, then copy its
+    # K/V and next-token logits to every row of it (G = 8: an eighth of the prefill)
+    uniq, inverse = torch.unique(torch.cat([ids, mask], 1), dim=0, return_inverse=True)
+    shared = uniq.shape[0] < n
+    first = torch.full((uniq.shape[0],), n, dtype=torch.long, device=ids.device).scatter_reduce_(
+        0, inverse, torch.arange(n, device=ids.device), "amin") if shared else None  # a row of each
+    pids, pmask = (ids[first], mask[first]) if shared else (ids, mask)
+    out = lm(input_ids=pids, attention_mask=pmask, position_ids=position_ids(pmask), use_cache=True,
              **cache_kwargs(lm, cache), **keep)
+    logits = out.logits[:, -1]
+    if shared:
+        cache.batch_select_indices(inverse)
+        logits = logits[inverse]
     fused = choose(lm, total)[0]
-    step = FusedStep(lm, cache, n, total, P) if fused else _GenericStep(lm, cache)
+    low = _low_dtype(lm, dtype, fused)
+    step = FusedStep(lm, cache, n, total, P, low) if fused else _GenericStep(lm, cache)
     static = static and fused
     run = torch.compile(step.__call__, mode="reduce-overhead", dynamic=False) if compile_step and static else step
-    amask = torch.zeros(n, total, dtype=out.logits.dtype, device=ids.device)  # additive bias, 0 = attend
+    amask = torch.zeros(n, total, dtype=logits.dtype, device=ids.device)  # additive bias, 0 = attend
     amask[:, :P].masked_fill_(mask == 0, float("-inf"))
     pos = position_ids(mask)[:, -1]  # (n,)
     comp = torch.full((n, max_new_tokens), pad, dtype=ids.dtype, device=ids.device)
     live = torch.arange(n, device=ids.device)  # original row of each live row
     done = torch.zeros(n, dtype=torch.bool, device=ids.device)  # per live row: emitted EOS
-    logits, steps = out.logits[:, -1], 0
+    steps = 0
     for t in range(max_new_tokens):
         tok = sampler(logits, live).masked_fill(done, pad)
         comp[live, t] = tok
@@ -146,15 +163,31 @@ def decode(model, ids: torch.Tensor, mask: torch.Tensor, max_new_tokens: int, sa
     return comp[:, :steps]
 
 
+def _low_dtype(lm, dtype: torch.dtype | None, fused: bool) -> torch.dtype | None:
+    """``dtype`` when the low-precision step may run on ``lm`` (fused step, other than the model's dtype, its
+    self-check passed), else None; says once per model why not."""
+    if dtype is None or dtype == next(lm.parameters()).dtype:
+        return None
+    if not fused:
+        seen = _LOW_VERDICTS.setdefault(lm, {})
+        if "generic" not in seen:
+            seen["generic"] = True
+            log.warning("fast-%s decode needs the fused step; %s decodes in its own dtype (generic step)",
+                        str(dtype).split(".")[-1], getattr(lm.config, "model_type", "this model"))
+        return None
+    return dtype if low_check(lm, dtype)[0] else None
+
+
 @BACKENDS.register("fast")
 @torch.no_grad()
 def fast_generate(
     model, tok, prompts: list[str], max_new_tokens: int, do_sample: bool,
     temperature: float = 1.0, top_p: float = 1.0, seed: int | None = None, batch_size: int = 256,
-    static: bool | None = None, compile_step: bool | None = None,
+    static: bool | None = None, compile_step: bool | None = None, decode_dtype: torch.dtype | None = None,
 ) -> Generations:
     """Same contract as the ``hf`` backend (moalign/generation.py). ``static``/``compile_step``
-    default to True on CUDA (fixed shapes + CUDA graphs) and False elsewhere."""
+    default to True on CUDA (fixed shapes + CUDA graphs) and False elsewhere. ``decode_dtype``: the decode
+    step's matmuls in that precision (the ``fast-bf16`` backend)."""
     device = next(model.parameters()).device
     cuda = device.type == "cuda"
     static = cuda if static is None else static
@@ -168,8 +201,19 @@ def fast_generate(
         n = enc["input_ids"].shape[0]
         sampler = _Sampler(n, do_sample, temperature, top_p, None if sampler_seed is None else sampler_seed + c, device)
         comp = decode(model, enc["input_ids"], enc["attention_mask"].long(), max_new_tokens, sampler,
-                      tok.eos_token_id, tok.pad_token_id, static, compile_step)
+                      tok.eos_token_id, tok.pad_token_id, static, compile_step, decode_dtype)
         chunks.append((enc["input_ids"], enc["attention_mask"].long(), comp))
     if was_training:
         model.train()
     return assemble(tok, chunks)
+
+
+@BACKENDS.register("fast-bf16")
+def fast_bf16_generate(model, tok, prompts: list[str], max_new_tokens: int, do_sample: bool,
+                       temperature: float = 1.0, top_p: float = 1.0, seed: int | None = None, **kw) -> Generations:
+    """The ``fast`` backend with bf16 decode matmuls over fp32 residuals, norms, attention and K/V
+    (moalign/fastgen_fused.py): half the weight bytes a decode step reads. An option, fp32 (``fast``) is the
+    reference: benchmarks/bf16_decode.py compares the two on a model's validation prompts. On a CPU without
+    bf16 instructions (avx512_bf16 / AMX) bf16 matmuls are emulated and slower."""
+    return fast_generate(model, tok, prompts, max_new_tokens, do_sample, temperature, top_p, seed,
+                         decode_dtype=torch.bfloat16, **kw)

@@ -25,6 +25,18 @@ copied: an optimizer step may not bump the version counter (``fused=True`` AdamW
 concatenated all layers' weights (on a 30-layer 135M model ~70M floats copied per call, the largest
 per-call setup cost in a profile of 4 short greedy prompts). Frozen weights edited through ``.data``
 are not seen; call :func:`clear_cache` after such an edit.
+
+**Low-precision decode** (``FusedStep(dtype=torch.bfloat16)``, the ``fast-bf16`` backend): every matmul of
+the decode step (q|k|v, o, gate|up, down, lm_head) reads a bf16 copy of the module's *effective* weight
+(a LoRA module's base weight plus its active adapters' delta, PEFT's ``get_delta_weight``: merged, so
+the adapters cost nothing per token), while the residual stream, norms, rotary embedding, attention and
+the K/V buffers stay in the model's dtype and each matmul's output is cast back to it. A decode step is
+bound by reading the weights (issue 28: ~0.54 GB per step in fp32 on SmolLM2-135M), so half the bytes is
+the point; the prompt's prefill stays in the model's own dtype. Frozen weights' copies are cached as the
+fused ones (storage pointer + version); weights with a trainable part (the LoRA adapters) are rebuilt at
+every decode call. It runs only on the fused step, after its own self-check (:func:`low_check`):
+the bf16 step's next-token logits against the model's own forward, relative error under
+:data:`LOW_CHECK_TOL`; else the step stays in the model's dtype and says why.
 """
 
 from __future__ import annotations
@@ -41,6 +53,10 @@ FUSED_MODEL_TYPES = ("llama", "qwen2", "qwen3", "mistral")
 SELF_CHECK_TOL = {torch.float32: 1e-4, torch.float64: 1e-6}  # relative max |logit| error; others 3e-2
 _VERDICTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> (layout key, ok, why)
 _WEIGHTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> (weights key, qkv, gate_up)
+_LOW: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> {frozen weight key: low-precision copy}
+_LOW_VERDICTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> {dtype: (ok, why)}
+TOP_EXACT = 32  # the low-precision head's top logits recomputed exactly (exact_top)
+LOW_CHECK_TOL = 3e-2  # relative max |logit| error of the low-precision step (bf16 keeps ~3 significant digits)
 
 
 def new_cache(config):
@@ -106,8 +122,9 @@ def choose(model, total_len: int) -> tuple[bool, str]:
 
 
 @torch.no_grad()
-def self_check_error(model) -> float:
-    """max |fused - forward| / max |forward| of next-token logits on a 2 x 6 batch (one row left-padded)."""
+def self_check_error(model, dtype: torch.dtype | None = None) -> float:
+    """max |fused - forward| / max |forward| of next-token logits on a 2 x 6 batch (one row left-padded);
+    ``dtype``: of the low-precision step."""
     from moalign.generation import position_ids
 
     dev = next(model.parameters()).device
@@ -119,14 +136,14 @@ def self_check_error(model) -> float:
     out = model(input_ids=ids[:, :P], attention_mask=mask[:, :P], position_ids=pos[:, :P], use_cache=True,
                 **cache_kwargs(model, cache))
     bias = torch.zeros(2, P + 1, dtype=out.logits.dtype, device=dev).masked_fill_(mask == 0, float("-inf"))
-    got = FusedStep(model, cache, 2, P + 1, P)(ids[:, P], pos[:, P], P, bias).float()
+    got = FusedStep(model, cache, 2, P + 1, P, dtype)(ids[:, P], pos[:, P], P, bias).float()
     ref = model(input_ids=ids, attention_mask=mask, position_ids=pos).logits[:, -1].float()
     return float((got - ref).abs().max() / ref.abs().max().clamp_min(1e-6))
 
 
 def clear_cache(model=None) -> None:
     """Forget fused weights and verdicts (of ``model``, or all): after editing frozen weights via ``.data``."""
-    for d in (_WEIGHTS, _VERDICTS):
+    for d in (_WEIGHTS, _VERDICTS, _LOW, _LOW_VERDICTS):
         d.pop(model, None) if model is not None else d.clear()
 
 
@@ -165,10 +182,84 @@ def _fuse(linears) -> tuple[tuple[torch.Tensor, torch.Tensor | None], list[int]]
     return (w, b), [m.out_features for m in linears]
 
 
-class FusedStep:
-    """One decode step through a Llama-family model's modules, K/V in preallocated buffers."""
+def effective_linear(mod) -> tuple[torch.Tensor, torch.Tensor | None] | None:
+    """(weight, bias) that ``mod`` applies: a plain ``nn.Linear``'s own, a PEFT LoRA layer's base weight plus
+    its active adapters' deltas (dropout is off at decode); None for anything else."""
+    if type(mod) is torch.nn.Linear:
+        return mod.weight, mod.bias
+    base = getattr(mod, "base_layer", None)
+    if type(base) is not torch.nn.Linear or not hasattr(mod, "get_delta_weight"):
+        return None
+    w = base.weight
+    if not getattr(mod, "merged", False) and not getattr(mod, "disable_adapters", False):
+        for name in mod.active_adapters:
+            if name in getattr(mod, "lora_A", {}):
+                w = w + mod.get_delta_weight(name)
+    return w, base.bias
 
-    def __init__(self, model, cache, n: int, total: int, prompt_len: int):
+
+def low_weights(model, dtype) -> list | None:
+    """Per layer ``[(qkv W, b), sizes], (o W, b), [(gate|up W, b), sizes], (down W, b)`` and then lm_head's
+    (W, b), each the effective weight cast to ``dtype``; None where a module is neither plain nor LoRA."""
+    cache = _LOW.setdefault(model, {})
+    live = set()
+
+    def cast(mods):
+        eff = [effective_linear(m) for m in mods]
+        if any(e is None for e in eff):
+            raise ValueError(f"{type(mods[0]).__name__} is neither nn.Linear nor a LoRA layer")
+        frozen = not any(p.requires_grad for m in mods for p in m.parameters())
+        key = (dtype, *((p.data_ptr(), p._version) for m in mods for p in m.parameters()))
+        live.add(key)
+        if frozen and key in cache:
+            return cache[key]
+        w = torch.cat([e[0] for e in eff]).detach().to(dtype)
+        b = None
+        if any(e[1] is not None for e in eff):
+            b = torch.cat([e[1] if e[1] is not None else e[0].new_zeros(e[0].shape[0]) for e in eff]).detach().to(dtype)
+        out = ((w, b), [e[0].shape[0] for e in eff])
+        if frozen:
+            cache[key] = out
+        return out
+
+    try:
+        layers = []
+        for layer in model.model.layers:
+            a, m = layer.self_attn, layer.mlp
+            layers.append((cast((a.q_proj, a.k_proj, a.v_proj)), cast((a.o_proj,))[0],
+                           cast((m.gate_proj, m.up_proj)), cast((m.down_proj,))[0]))
+        head = cast((model.lm_head,))[0]
+    except ValueError:
+        return None
+    for k in [k for k in cache if k not in live]:  # copies of weights that were replaced
+        del cache[k]
+    return layers + [head]
+
+
+@torch.no_grad()
+def low_check(model, dtype) -> tuple[bool, str]:
+    """(use the ``dtype`` step?, why): once per model and dtype, the low-precision step's next-token logits on a
+    2 x 6 batch against the model's own forward (relative max error under :data:`LOW_CHECK_TOL`)."""
+    done = _LOW_VERDICTS.setdefault(model, {})
+    if dtype not in done:
+        try:
+            if low_weights(model, dtype) is None:
+                raise ValueError("a projection is neither nn.Linear nor a LoRA layer")
+            err = self_check_error(model, dtype)
+            done[dtype] = (err <= LOW_CHECK_TOL, f"{dtype} self-check relative logit error {err:.1e} "
+                           f"(tolerance {LOW_CHECK_TOL:.0e})")
+        except Exception as e:  # noqa: BLE001 - a layout the low-precision step cannot run
+            done[dtype] = (False, f"{dtype} step failed: {type(e).__name__}: {str(e)[:120]}")
+        log.info("fast decode of %s: %s", getattr(model.config, "model_type", "?"),
+                 ("low-precision step, " if done[dtype][0] else "model-dtype step, ") + done[dtype][1])
+    return done[dtype]
+
+
+class FusedStep:
+    """One decode step through a Llama-family model's modules, K/V in preallocated buffers; ``dtype`` (e.g.
+    bf16): the matmuls read low-precision copies of the effective weights (module docstring)."""
+
+    def __init__(self, model, cache, n: int, total: int, prompt_len: int, dtype: torch.dtype | None = None):
         self.m, self.layers = model, model.model.layers
         self.apply_rope = sys.modules[type(self.layers[0].self_attn).__module__].apply_rotary_pos_emb
         self.K, self.V = [], []
@@ -183,6 +274,7 @@ class FusedStep:
         self.kv_heads = self.K[0].shape[1]
         self.cols = torch.arange(total, device=self.K[0].device)
         self.qkv, self.gate_up = fused_weights(model)
+        self.low = low_weights(model, dtype) if dtype is not None else None
 
     def keep(self, rows: torch.Tensor) -> None:
         """Compact the buffers to ``rows`` (indices into the current live batch)."""
@@ -205,10 +297,18 @@ class FusedStep:
         x = self.m.model.embed_tokens(tokens[:, None])  # (n, 1, h)
         cos, sin = self.m.model.rotary_emb(x, pos[:, None])
         Hkv, lin = self.kv_heads, torch.nn.functional.linear
+        if self.low is not None:  # low-precision matmuls, outputs back in the residual stream's dtype
+            def low(h, wb):
+                return lin(h.to(wb[0].dtype), *wb).to(h.dtype)
         for i, layer in enumerate(self.layers):
             a, qkv, gate_up = layer.self_attn, self.qkv[i], self.gate_up[i]
+            if self.low is not None:
+                qkv, o_w, gate_up, down_w = self.low[i]
             h = layer.input_layernorm(x)
-            q, k, v = lin(h, *qkv[0]).split(qkv[1], -1) if qkv else (a.q_proj(h), a.k_proj(h), a.v_proj(h))
+            if self.low is not None:
+                q, k, v = low(h, qkv[0]).split(qkv[1], -1)
+            else:
+                q, k, v = lin(h, *qkv[0]).split(qkv[1], -1) if qkv else (a.q_proj(h), a.k_proj(h), a.v_proj(h))
             q, k = q.view(n, 1, -1, D), k.view(n, 1, -1, D)
             v = v.view(n, 1, -1, D).transpose(1, 2)
             if hasattr(a, "q_norm"):  # Qwen3
@@ -225,9 +325,29 @@ class FusedStep:
             qg = q.reshape(n, Hkv, -1, D)  # (n, Hkv, groups, D)
             scores = torch.matmul(qg, self.K[i][:, :, :upto].transpose(-1, -2)) * a.scaling + bias
             o = torch.matmul(torch.softmax(scores.float(), -1).to(qg.dtype), self.V[i][:, :, :upto])
-            x = x + a.o_proj(o.reshape(n, 1, -1))
+            o = o.reshape(n, 1, -1)
+            x = x + (low(o, o_w) if self.low is not None else a.o_proj(o))
             h = layer.post_attention_layernorm(x)
             mlp = layer.mlp
+            if self.low is not None:
+                g, u = low(h, gate_up[0]).split(gate_up[1], -1)
+                x = x + low(mlp.act_fn(g) * u, down_w)
+                continue
             g, u = lin(h, *gate_up[0]).split(gate_up[1], -1) if gate_up else (mlp.gate_proj(h), mlp.up_proj(h))
             x = x + mlp.down_proj(mlp.act_fn(g) * u)
-        return self.m.lm_head(self.m.model.norm(x))[:, 0]
+        h = self.m.model.norm(x)
+        if self.low is None:
+            return self.m.lm_head(h)[:, 0]
+        return exact_top(h[:, 0], low(h, self.low[-1])[:, 0], self.m.lm_head)
+
+
+def exact_top(h: torch.Tensor, logits: torch.Tensor, head, k: int = TOP_EXACT) -> torch.Tensor:
+    """``logits`` (n, V) of the low-precision head with its ``k`` largest per row recomputed in the head's own
+    dtype from ``h`` (n, d): the argmax (greedy) and the bulk of the sampling mass come from exact logits, for
+    ``n * k`` dot products instead of the full head's ``n * V``."""
+    idx = logits.topk(k, -1).indices  # (n, k)
+    w = head.weight[idx]  # (n, k, d)
+    exact = torch.einsum("nd,nkd->nk", h.to(w.dtype), w)
+    if head.bias is not None:
+        exact = exact + head.bias[idx]
+    return logits.scatter(-1, idx, exact.to(logits.dtype))

@@ -15,7 +15,7 @@ import torch
 
 from moalign.registry import Registry
 
-BACKENDS: Registry = Registry("generation backend", lazy={"fast": "moalign.fastgen"})
+BACKENDS: Registry = Registry("generation backend", lazy={"fast": "moalign.fastgen", "fast-bf16": "moalign.fastgen"})
 
 
 @dataclass
@@ -131,15 +131,33 @@ def token_logprobs(model, ids: torch.Tensor, mask: torch.Tensor, buckets: int = 
     start = max(1, start)
     if buckets <= 1 or ids.shape[0] < 2:
         return _token_logprobs(model, ids, mask, start, temperature)
-    L = ids.shape[1]
+    slices = bucket_slices(mask, buckets, start)
+    parts = [bucket_logprobs(model, ids, mask, b, temperature) for b in slices]
+    order = torch.cat([rows for rows, _, _, _ in slices])
+    return torch.cat(parts).index_select(0, order.argsort())
+
+
+def bucket_slices(mask: torch.Tensor, buckets: int, start: int = 1) -> list[tuple[torch.Tensor, int, int, int]]:
+    """The log-prob buckets of a (N, L) batch: rows sorted by their number of real tokens and split into
+    ``buckets`` groups, each ``(rows, c0, c1, start)``: its row indices, the columns ``c0:c1`` where it has real
+    tokens (and the first completion column ``start``), and ``start`` relative to ``c0``."""
+    start = max(1, start)
     order = mask.sum(-1).argsort(stable=True)
-    parts = []
-    for rows in order.tensor_split(min(buckets, ids.shape[0])):
+    out = []
+    for rows in order.tensor_split(min(max(1, buckets), mask.shape[0])):
         cols = mask[rows].any(0).nonzero().squeeze(-1)
         c0, c1 = min(int(cols[0]), start - 1), max(int(cols[-1]) + 1, start)
-        lp = _token_logprobs(model, ids[rows, c0:c1], mask[rows, c0:c1], start - c0, temperature)
-        parts.append(torch.nn.functional.pad(lp, (c0, L - c1)))
-    return torch.cat(parts).index_select(0, order.argsort())
+        out.append((rows, c0, c1, start - c0))
+    return out
+
+
+def bucket_logprobs(model, ids: torch.Tensor, mask: torch.Tensor, bucket: tuple[torch.Tensor, int, int, int],
+                    temperature: float = 1.0) -> torch.Tensor:
+    """(n_b, L) log-probs of one bucket of :func:`bucket_slices` (zeros outside its columns), as
+    :func:`token_logprobs` gives for those rows."""
+    rows, c0, c1, start = bucket
+    lp = _token_logprobs(model, ids[rows, c0:c1], mask[rows, c0:c1], start, temperature)
+    return torch.nn.functional.pad(lp, (c0, ids.shape[1] - c1))
 
 
 def _token_logprobs(model, ids: torch.Tensor, mask: torch.Tensor, start: int = 1, temperature: float = 1.0) -> torch.Tensor:

@@ -17,16 +17,19 @@ def lines(r: dict) -> list[str]:
                    f"  mean completion {x.get('completion_length', float('nan')):.1f}"
                    + (f"  s/step: {ph}" if ph else ""))
     q = r["ratios"]
-    if "fast vs TRL" in q:
-        out.append(f"ratio vs TRL: x{q['fast vs TRL']:.2f} (peak memory x{q['fast vs TRL peak memory']:.2f})")
-    if "fast vs TRL per generated token" in q:
-        out.append(f"ratio vs TRL per generated token: x{q['fast vs TRL per generated token']:.2f}")
-    if "fast decode vs bandwidth bound" in q:
-        f, m = r["sides"]["fast"], r["matmul"]
-        out.append(f"decode: {f['decode_tokens_per_s']:.0f} tokens/s at batch {c['prompts'] * c['group']} = "
-                   f"{100 * q['fast decode vs bandwidth bound']:.0f}% of the bound {r['decode_bound_tokens_per_s']:.0f} "
-                   f"tokens/s (copy bandwidth {m['copy_bytes_per_s'] / 1e9:.1f} GB/s, {f['weight_bytes'] / 1e9:.2f} GB "
-                   "of weights read per decode step)")
+    for ours, tag in (("fast", ""), ("bf16", "fast-bf16 ")):
+        if f"{ours} vs TRL" in q:
+            out.append(f"{tag}ratio vs TRL: x{q[f'{ours} vs TRL']:.2f} "
+                       f"(peak memory x{q[f'{ours} vs TRL peak memory']:.2f})")
+        if f"{ours} vs TRL per generated token" in q:
+            out.append(f"{tag}ratio vs TRL per generated token: x{q[f'{ours} vs TRL per generated token']:.2f}")
+        if f"{ours} decode vs bandwidth bound" in q:
+            f, m = r["sides"][ours], r["matmul"]
+            bound = r["decode_bound_tokens_per_s" + ("" if ours == "fast" else f" {ours}")]
+            out.append(f"{tag}decode: {f['decode_tokens_per_s']:.0f} tokens/s at batch {c['prompts'] * c['group']} = "
+                       f"{100 * q[f'{ours} decode vs bandwidth bound']:.0f}% of the bound {bound:.0f} "
+                       f"tokens/s (copy bandwidth {m['copy_bytes_per_s'] / 1e9:.1f} GB/s, {f['weight_bytes'] / 1e9:.2f} "
+                       "GB of weights read per decode step)")
     if "hf vs TRL" in q:
         out.append(f"hf backend vs TRL: x{q['hf vs TRL']:.2f}")
     for side in ("fast-gradient", "fast-gradient-4"):

@@ -195,6 +195,9 @@ class TrainConfig(StrictModel):
     checkpoint_every: int = Field(10, ge=1, description="Steps between resumable checkpoints.")
     logprob_buckets: int = Field(4, ge=1, description="Length-sorted groups the log-prob forward runs in, each cut "
                                  "to its own real tokens (1 = one padded batch; same numbers, less padding).")
+    micro_batch_update: bool = Field(True, description="Run each log-prob bucket's backward right after its forward "
+                                     "(the batch's gradient, one bucket's activations in memory: moalign/rl/update.py); "
+                                     "false holds the whole batch's graph. Steps of the gradient strategy always do.")
     prompt_selection: PromptSelectionConfig = Field(
         default_factory=PromptSelectionConfig, description="Train on prompts the starting policy solves sometimes: "
         "pass rates of a pool measured once before training (off by default; moalign/rl/selection.py)."
@@ -203,7 +206,7 @@ class TrainConfig(StrictModel):
         default_factory=DynamicSamplingConfig, description="DAPO's dynamic sampling: train only on groups whose "
         "rewards vary in the named objectives, refilling the batch with extra generation rounds (off by default)."
     )
-    generation_backend: str = Field("fast", description="Rollout engine (generation BACKENDS registry): fast (our KV-cached loop, moalign/fastgen.py) | hf (model.generate).")
+    generation_backend: str = Field("fast", description="Rollout engine (generation BACKENDS registry): fast (our KV-cached loop, moalign/fastgen.py) | fast-bf16 (the same, bf16 decode matmuls: an option, fp32 is the reference) | hf (model.generate).")
 
     @field_validator("objectives")
     @classmethod

@@ -185,6 +185,7 @@ def policy_loss(
     clip_eps: float | None,
     ref_logp: torch.Tensor | None = None,
     kl_coef: float = 0.0,
+    n_tokens: torch.Tensor | float | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Clipped-ratio policy loss (PPO/GRPO) with a k3 KL penalty, token mean over valid tokens.
 
@@ -195,10 +196,11 @@ def policy_loss(
     ``clip_eps=None`` gives l_t = -rho A (plain policy gradient; at rho = 1 its gradient is
     -A d logp). loss = sum_{n,t} l_t mask / sum mask. Stats: ``kl`` (mean k3 over valid tokens,
     reported whenever ``ref_logp`` is given) and ``clip_fraction`` (valid tokens where the
-    clipped term is the active one).
+    clipped term is the active one). ``n_tokens``: the denominator (default: the valid tokens of ``mask``);
+    a micro-batch passes the whole batch's count, so its loss, gradient and stats sum to the batch's.
     """
     m = mask.to(logp.dtype)  # (N, T)
-    n_tok = m.sum().clamp(min=1)
+    n_tok = m.sum().clamp(min=1) if n_tokens is None else torch.as_tensor(n_tokens, dtype=logp.dtype).clamp(min=1)
     ratio = torch.exp(logp - old_logp)  # (N, T)
     a = adv.to(logp.dtype)[:, None]  # (N, 1)
     per_tok = -ratio * a  # (N, T)

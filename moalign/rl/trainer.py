@@ -15,7 +15,9 @@ Read top to bottom, one update per step:
    authors' optimisation trainer);
 5. advantages from the weighted objectives (``train.aggregation``: TRL's two orders, estimators.py);
 6. one clipped policy-gradient step (+ KL to the SFT reference when ``kl_coef`` > 0), AdamW with
-   ``weight_decay`` (default 0: a zero policy gradient leaves the policy unchanged);
+   ``weight_decay`` (default 0: a zero policy gradient leaves the policy unchanged); the forward and
+   backward of steps 3 and 6 run bucket by bucket (``micro_batch_update``: moalign/rl/update.py) unless
+   step 4 needs the whole batch's graph;
 7. every ``eval_every`` steps: validation point (expected rewards of ``val_samples`` sampled
    decodes per prompt, or greedy) -> ``hypervolume`` strategy and curves.
 
@@ -57,6 +59,7 @@ from moalign.rl import filtering
 from moalign.rl.config import TrainConfig
 from moalign.rl.estimators import combine_advantages, policy_loss
 from moalign.rl.rewards import make_reward, score  # noqa: F401 - score: re-exported
+from moalign.rl.update import bucketed_update
 from moalign.rl.grads import (  # noqa: F401 - re-exported for callers of the trainer
     grads_from_advantages, middle_layers_pattern, objective_grads, select_params, step_seed)
 from moalign.rl.selection import select_prompts
@@ -192,22 +195,26 @@ def train(
         r3 = rewards.view(B, G, K).to(device)  # (B, G, K)
         ids, mask, cmask = g.ids.to(device), g.mask.to(device), g.completion_mask[:, 1:].to(device)
         model.train()
-        with clock("forward"):
-            first = g.completion_start
-            T = cfg.temperature  # log-probs of the distribution the rollouts came from (generation.py)
-            logp = token_logprobs(model, ids, mask, cfg.logprob_buckets, first, T)[:, 1:]  # (N, L-1)
-            old = logp.detach()
-            with torch.no_grad():
-                ref = token_logprobs(ref_model, ids, mask, cfg.logprob_buckets, first, T)[:, 1:] \
-                    if ref_model is not None and cfg.kl_coef > 0 else None
+        first, T = g.completion_start, cfg.temperature  # log-probs of the sampling distribution (generation.py)
+        use_ref = ref_model is not None and cfg.kl_coef > 0
+        grad_step = weighting.needs_objective_grads and step % cfg.grad_every == 0
+        whole = grad_step or not cfg.micro_batch_update  # else: bucket by bucket (update.py)
+        if whole:
+            with clock("forward"):
+                logp = token_logprobs(model, ids, mask, cfg.logprob_buckets, first, T)[:, 1:]  # (N, L-1)
+                old = logp.detach()
+                with torch.no_grad():
+                    ref = token_logprobs(ref_model, ids, mask, cfg.logprob_buckets, first, T)[:, 1:] \
+                        if use_ref else None
         metrics: dict[str, float] = dict(ds_metrics)
         # forwards of this step: the policy's once (one update per rollout batch, so the "old" log-probs are its
-        # values detached, not a second forward); the reference's only with kl_coef > 0 (LoRA: adapters off)
-        metrics.update({"perf/forwards/policy": 1.0, "perf/forwards/old": 0.0,
-                        "perf/forwards/reference": float(ref is not None)})
+        # values detached, not a second forward); the reference's only with kl_coef > 0 (LoRA: adapters off);
+        # perf/micro_batches: 1 = one graph for the whole batch, else one bucket's graph at a time
+        metrics.update({"perf/forwards/policy": 1.0, "perf/forwards/old": 0.0, "perf/forwards/reference": float(use_ref),
+                        "perf/micro_batches": 1.0 if whole else float(min(cfg.logprob_buckets, ids.shape[0]))})
         spread = (r3.amax(1) > r3.amin(1)).float().mean(0)  # (K,) share of groups whose objective k varies
         metrics.update({f"train/informative_groups/{o}": float(v) for o, v in zip(cfg.objectives, spread)})
-        if weighting.needs_objective_grads and step % cfg.grad_every == 0:
+        if grad_step:
             with clock("objective_grads"):
                 gmat = objective_grads(cfg, r3, logp, old, cmask, all_params, chosen, ref, reduce)  # (K, D)
                 if accelerator is not None:
@@ -217,10 +224,18 @@ def train(
         agg = weighting.aggregation(step, cfg.max_steps) or cfg.aggregation  # the field's strategies: their own
         adv = combine_advantages(r3 * weighting.reward_scale(), w, cfg.estimator, agg,
                                  cfg.std, reduce).reshape(-1) * weighting.advantage_scale()  # (N,)
-        loss, stats = policy_loss(logp, old, adv, cmask, cfg.clip_eps, ref, cfg.kl_coef)
         opt.zero_grad(set_to_none=True)
-        with clock("backward"):
-            (accelerator.backward(loss) if accelerator is not None else loss.backward())
+        backward = accelerator.backward if accelerator is not None else torch.Tensor.backward
+        if whole:
+            loss, stats = policy_loss(logp, old, adv, cmask, cfg.clip_eps, ref, cfg.kl_coef)
+            with clock("backward"):
+                backward(loss)
+            loss = float(loss.detach())
+        else:
+            loss, stats = bucketed_update(model, ref_model if use_ref else None, ids, mask, cmask, first, adv,
+                                          buckets=cfg.logprob_buckets, temperature=T, clip_eps=cfg.clip_eps,
+                                          kl_coef=cfg.kl_coef, clock=clock, backward=backward,
+                                          no_sync=(lambda: accelerator.no_sync(model)) if accelerator else None)
         with clock("optimizer"):
             gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             opt.step()
@@ -229,7 +244,7 @@ def train(
             metrics[f"rewards/{o}/mean"] = rewards[:, k].mean().item()
             metrics[f"rewards/{o}/std"] = rewards[:, k].std().item()
             metrics[f"weights/{o}"] = float(w[k])
-        metrics.update({"losses/policy": loss.item(), "losses/kl": float(stats.get("kl", 0.0)),
+        metrics.update({"losses/policy": loss, "losses/kl": float(stats.get("kl", 0.0)),
                         "charts/clip_fraction": float(stats.get("clip_fraction", 0.0)),
                         "charts/grad_norm": float(gnorm), "charts/completion_length": float(np.mean(g.lengths)),
                         "charts/advantage_scale": float(weighting.advantage_scale()),

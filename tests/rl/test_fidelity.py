@@ -8,6 +8,7 @@ import torch
 
 from moalign.generation import token_logprobs
 from moalign.rl import trainer as trainer_mod
+from moalign.rl import update as update_mod
 from moalign.rl.config import TrainConfig
 from moalign.rl.estimators import combine_advantages, policy_loss
 from moalign.rl.trainer import objective_grads, train
@@ -26,23 +27,32 @@ def test_token_logprobs_at_temperature_by_hand():
             assert torch.allclose(got, exp, atol=1e-5), T
 
 
+@pytest.mark.parametrize("micro", [True, False])
 @pytest.mark.parametrize("T", [0.7, 1.3])
-def test_trainer_takes_logprobs_at_the_rollout_temperature(monkeypatch, T):
-    """The policy and the reference are scored at train.temperature (TRL: logits / self.temperature)."""
+def test_trainer_takes_logprobs_at_the_rollout_temperature(monkeypatch, T, micro):
+    """The policy and the reference are scored at train.temperature (TRL: logits / self.temperature), whole batch
+    or bucket by bucket (train.micro_batch_update)."""
     rows, tok, model = tiny()
+    ref = copy.deepcopy(model).eval().requires_grad_(False)
     seen = []
-    real = trainer_mod.token_logprobs
+    real, real_bucket = trainer_mod.token_logprobs, update_mod.bucket_logprobs
 
     def spy(m, ids, mask, buckets=1, start=1, temperature=1.0):
-        seen.append(temperature)
+        seen.append(("ref" if m is ref else "policy", temperature))
         return real(m, ids, mask, buckets, start, temperature)
 
+    def spy_bucket(m, ids, mask, bucket, temperature=1.0):
+        seen.append(("ref" if m is ref else "policy", temperature))
+        return real_bucket(m, ids, mask, bucket, temperature)
+
     monkeypatch.setattr(trainer_mod, "token_logprobs", spy)
+    monkeypatch.setattr(update_mod, "bucket_logprobs", spy_bucket)
     cfg = TrainConfig(max_steps=1, prompts_per_step=2, group_size=2, max_new_tokens=6, eval_every=10, val_rows=2,
-                      temperature=T, kl_coef=0.1, strategies=["fixed"], checkpoint_every=10, snapshot_every=10)
-    ref = copy.deepcopy(model).eval().requires_grad_(False)
+                      temperature=T, kl_coef=0.1, strategies=["fixed"], checkpoint_every=10, snapshot_every=10,
+                      micro_batch_update=micro)
     train(cfg, "fixed", copy.deepcopy(model), tok, rows["train"], rows["val"], seed=0, ref_model=ref)
-    assert seen == [T, T]  # policy, then the SFT reference
+    assert {s for s, _ in seen} == {"policy", "ref"} and {t for _, t in seen} == {T}
+    assert len(seen) == (2 * min(cfg.logprob_buckets, 4) if micro else 2)  # per bucket, or policy then reference
 
 
 def test_objective_grads_include_the_kl_term_as_the_authors():

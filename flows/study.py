@@ -12,7 +12,7 @@ MLflow: the flow opens a parent run ``study`` (params: strategies, seeds, steps,
 nested run with its params, training curves and final objectives and hypervolume, and summary.json and
 decisions.md are artifacts of the parent.
 
-    moalign study run [--params params.yaml] [-S train.max_steps=40 ...] [--strategies ...] [--seeds 0 1 2]
+    moalign study run [--params params.yaml] [-S train.max_steps=40 ...] [--strategies ...] [--seeds 0 1 2] [--sft-seeds 0 1]
                       [--tuning-seeds 100 101] [--steps N] [--rows N --samples N] [--out results/study/default]
                       [--workers 2] [--dask] [--dask-address tcp://...]
     moalign study summary --out DIR        # summary.json + decisions.md from the records there
@@ -50,6 +50,12 @@ def _no_cache():
 def study_run(job: dict, name: str) -> dict:
     """One (strategy, knob value, seed) run: train from models/sft, score, return the record."""
     return core.one_run(job)
+
+
+@task(task_run_name="sft@seed{sft_seed}", cache_policy=_no_cache())
+def sft_stage(ws: str, root: str, sft_seed: int) -> str:
+    """The sft stage of one SFT seed in its own folder (``--sft-seeds``); the policy's tree hash."""
+    return core.run_sft(Path(ws), Path(root))
 
 
 class Parent:
@@ -118,7 +124,7 @@ def _execute(jobs: list[dict], runlog: RunLog, parallel: bool) -> None:
 def study_flow(params: str = "params.yaml", sets: list[str] | None = None, strategies: list[str] | None = None,
                seeds: list[int] | None = None, tuning_seeds: list[int] | None = None, steps: int | None = None,
                rows: int = 32, samples: int = 4, out: str = DEFAULT_OUT, workers: int = 1,
-               parallel: bool = False, start: bool = True) -> dict:
+               parallel: bool = False, start: bool = True, sft_seeds: list[int] | None = None) -> dict:
     """Calibrate, run every strategy on the reporting seeds, summarise: records and summary under ``out``."""
     root = Path.cwd().resolve()
     p = core.load_study_params(params, sets)  # fail fast, naming the key, before any run
@@ -128,12 +134,20 @@ def study_flow(params: str = "params.yaml", sets: list[str] | None = None, strat
     core.check_strategies(p, strategies)
     outp = Path(out)
     outp.mkdir(parents=True, exist_ok=True)
-    if not (root / "models/sft").is_dir():
-        raise FileNotFoundError("models/sft not found. Fix: run the pipeline up to sft first (`dvc repro sft`)")
-    sft = core.tree_hash(root / "models/sft")
     raw = core.absolute_tracking(p.raw, root)
+    if sft_seeds:  # one SFT policy per SFT seed, each in <out>/sft/seed<k> (moalign/study.py: sft_workspace)
+        sources = []
+        for k in sft_seeds:
+            ws = core.sft_workspace(outp, k, root, raw)
+            sources.append((k, ws, sft_stage(str(ws), str(root), k)))
+        sft = {"seeds": list(sft_seeds), "sft": p.section("sft")}  # what every record's config says it came from
+    else:
+        if not (root / "models/sft").is_dir():
+            raise FileNotFoundError("models/sft not found. Fix: run the pipeline up to sft first (`dvc repro sft`)")
+        sft = core.tree_hash(root / "models/sft")
+        sources = [(None, root, sft)]
     threads = max(1, (os.cpu_count() or 1) // max(1, workers)) if parallel else p.base.threads
-    common = {"params": raw, "root": str(root), "steps": steps, "rows": rows, "samples": samples, "sft": sft,
+    common = {"params": raw, "root": str(root), "steps": steps, "rows": rows, "samples": samples, "sft": sft, "sft_id": sft,
               "threads": threads, "out": str(outp.resolve())}
     cal, rep, beg = RunLog(outp / "calibration"), RunLog(outp / "study"), RunLog(outp / "start")
     core.check_resumable(cal.runs, core.shared_config(p, steps, "val", rows, samples, sft), cal.path)
@@ -141,6 +155,7 @@ def study_flow(params: str = "params.yaml", sets: list[str] | None = None, strat
     core.check_resumable(rep.runs, test_config, rep.path)
     core.check_resumable(beg.runs, test_config, beg.path)
     parent = Parent(p.base.tracking, {"strategies": ",".join(strategies), "seeds": ",".join(map(str, seeds)),
+                                      "sft_seeds": ",".join(map(str, sft_seeds or [])) or "-",
                                       "tuning_seeds": ",".join(map(str, tuning_seeds)),
                                       "steps": steps or p.train.max_steps, "rows": rows, "samples": samples,
                                       "overrides": " ".join(sets or []) or "-", "out": str(outp),
@@ -148,16 +163,20 @@ def study_flow(params: str = "params.yaml", sets: list[str] | None = None, strat
     common["parent_run_id"] = parent.run_id
     status, began = "FAILED", time.time()
     try:
-        done = {(r["strategy"], r["value"], r["seed"]) for r in cal.runs}
-        jobs = [{**common, **j} for j in core.calibration_jobs(strategies, tuning_seeds, done)]
+        def src(k, ws, h):  # what a job of this SFT policy adds
+            return {"root": str(ws), "sft": h, **({"sft_seed": k} if k is not None else {})}
+
+        done = {(r["strategy"], r["value"], r["seed"]) for r in cal.runs}  # calibration: the first SFT policy
+        jobs = [{**common, **j, **src(*sources[0])} for j in core.calibration_jobs(strategies, tuning_seeds, done)]
         _execute(jobs, cal, parallel)
         chosen = core.write_chosen(outp, [r for r in cal.runs if r["seed"] in tuning_seeds]) if tuning_seeds else {}
-        if start:  # the SFT policy on each seed's test decodes: the gain over the starting point (cheap: no training)
-            done = {(r["strategy"], r["seed"]) for r in beg.runs}
-            _execute([{**common, **j} for j in core.start_jobs(seeds, done)], beg, parallel)
-        done = {(r["strategy"], r["seed"]) for r in rep.runs}
-        jobs = [{**common, **j} for j in core.study_jobs(strategies, seeds, chosen, done)]
-        _execute(jobs, rep, parallel)
+        for k, ws, h in sources:
+            if start:  # the SFT policy on each seed's test decodes: the gain over the starting point (no training)
+                done = {(r["strategy"], r["seed"]) for r in beg.runs if r.get("sft_seed") == k}
+                _execute([{**common, **j, **src(k, ws, h)} for j in core.start_jobs(seeds, done)], beg, parallel)
+            done = {(r["strategy"], r["seed"]) for r in rep.runs if r.get("sft_seed") == k}
+            jobs = [{**common, **j, **src(k, ws, h)} for j in core.study_jobs(strategies, seeds, chosen, done)]
+            _execute(jobs, rep, parallel)
         summary = core.finish(outp)
         parent.metrics({f"{s}/{k}": t[k]["mean"] for s, t in summary["table"].items()
                         for k in ("hypervolume", "length", *summary["objectives"])})
@@ -200,6 +219,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="override a param, as `dvc exp run -S` (e.g. -S train.max_steps=40); repeatable")
     r.add_argument("--strategies", nargs="+", default=None, help="default: train.strategies")
     r.add_argument("--seeds", type=int, nargs="+", default=None, help="reporting seeds (default 0 1 2)")
+    r.add_argument("--sft-seeds", type=int, nargs="+", default=None,
+                   help="also re-run SFT once per seed (in <out>/sft/seed<k>) and every reporting seed from each; "
+                        "default: the project's models/sft")
     r.add_argument("--tuning-seeds", type=int, nargs="*", default=None,
                    help="calibration seeds (default 100 101; none: no calibration, params' knobs)")
     r.add_argument("--steps", type=int, default=None, help="RL updates per run (default: train.max_steps)")
@@ -222,7 +244,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         res = run_study(dask=a.dask, dask_address=a.dask_address, params=a.params, sets=a.sets,
                         strategies=a.strategies, seeds=a.seeds, tuning_seeds=a.tuning_seeds, steps=a.steps,
-                        rows=a.rows, samples=a.samples, out=a.out, workers=max(1, a.workers), start=a.start)
+                        rows=a.rows, samples=a.samples, out=a.out, workers=max(1, a.workers), start=a.start,
+                        sft_seeds=a.sft_seeds)
     except Exception as e:  # noqa: BLE001 - expected failures: one line, exit 2; bugs: traceback, exit 1
         msg = clean_message(e)
         if msg is None:

@@ -19,6 +19,11 @@ and validation curve.
 best fixed preset, the decision table by one rule), ``decisions.md`` (that table, rendered), ``weights.png``,
 ``front.png``.
 
+``--sft-seeds K ...`` re-runs SFT too: the sft stage once per SFT seed, each in its own folder
+``<out>/sft/seed<k>`` (:func:`sft_workspace`), and every reporting run, start row and calibration run from each
+(calibration from the first); records carry ``sft_seed`` and the summary pairs on (SFT seed, RL seed), so the
+verdicts cover the variation of the whole pipeline, not of one SFT policy (issue 27).
+
 Records are appended as each run ends and a rerun skips what is there (resumable); each carries provenance
 (moalign/provenance.py) and records made with another config are refused, so they are never averaged together.
 The orchestration (Prefect tasks, a Dask cluster, the MLflow parent run) is flows/study.py.
@@ -159,6 +164,43 @@ def shared_config(params, steps: int | None, split: str, rows: int, samples: int
     return out
 
 
+def sft_workspace(out: Path, sft_seed: int, root: Path, raw: dict[str, Any]) -> Path:
+    """``<out>/sft/seed<k>``: a project folder of its own for one SFT seed (``--sft-seeds``): the project's params with
+    ``base.seed = k`` (tracking into the project's MLflow store), and ``data`` linked to the project's, so the sft
+    stage runs there unchanged and writes ``models/sft``, ``checkpoints/sft`` (resumable), ``metrics``, ``plots``."""
+    import yaml
+
+    from moalign.io import write_text
+
+    ws = Path(out).resolve() / "sft" / f"seed{sft_seed}"
+    ws.mkdir(parents=True, exist_ok=True)
+    raw = json.loads(json.dumps(raw))
+    raw.setdefault("base", {})["seed"] = int(sft_seed)
+    write_text(ws / "params.yaml", yaml.safe_dump(raw, sort_keys=False))
+    data = ws / "data"
+    if not data.exists():
+        if not (root / "data" / "prepared").is_dir() or not (root / "data" / "balanced").is_dir():
+            raise FileNotFoundError(f"{root / 'data'}/prepared and balanced not found: --sft-seeds trains SFT on the "
+                                    "project's prepared data and balance plan. Fix: `dvc repro balance` first")
+        data.symlink_to((root / "data").resolve(), target_is_directory=True)
+    return ws
+
+
+def run_sft(ws: Path, root: Path) -> str:
+    """The sft stage in workspace ``ws`` (a subprocess, as ``dvc repro`` runs it; resumes from its checkpoints),
+    unless ``ws/models/sft`` is already there; returns that policy's :func:`tree_hash`."""
+    import subprocess
+    import sys
+
+    if not (ws / "models" / "sft" / "config.json").exists():
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+        done = subprocess.run([sys.executable, "-m", "stages.sft", "--params", "params.yaml"], cwd=ws, env=env)
+        if done.returncode != 0:
+            raise RuntimeError(f"the sft stage failed in {ws} (exit {done.returncode}); its output is above. "
+                               "Fix what it names and rerun: finished SFT seeds are kept")
+    return tree_hash(ws / "models" / "sft")
+
+
 def selection_file(job: dict, cfg) -> Path | None:
     """Where a run's pass rates (train.prompt_selection) are kept: ``<out>/selection/<key>.json``, measured once per
     (SFT policy, seed, selection settings) and shared by every strategy of that seed, as the train stage does."""
@@ -171,14 +213,16 @@ def selection_file(job: dict, cfg) -> Path | None:
 
 def run_name(job: dict) -> str:
     value = f"={job['value']}" if job.get("value") else ""
-    return f"{job['phase']}:{job['strategy']}{value}@seed{job['seed']}"
+    sft = f"@sft{job['sft_seed']}" if job.get("sft_seed") is not None else ""
+    return f"{job['phase']}:{job['strategy']}{value}{sft}@seed{job['seed']}"
 
 
 def one_run(job: dict) -> dict:
     """Train (strategy, overrides, seed) from ``<root>/models/sft``; score the final policy on ``job['split']``.
 
     ``job``: params (the raw dict, -S applied), root, phase, strategy, value, over, seed, split, steps, rows,
-    samples, threads, sft (tree hash), parent_run_id. One MLflow run (nested under the study's parent run)
+    samples, threads, sft (tree hash of the policy it starts from), sft_id (what the phase's shared config records:
+    that hash, or the SFT seeds and settings with ``--sft-seeds``), sft_seed (with ``--sft-seeds``), parent_run_id. One MLflow run (nested under the study's parent run)
     holds the run's params, its training curves and the final objectives and hypervolume.
     """
     from moalign.config import Params, flatten
@@ -191,7 +235,7 @@ def one_run(job: dict) -> dict:
 
     params, root = Params(job["params"]), Path(job["root"])
     cfg = train_config(params, job["over"], job["steps"])
-    shared = shared_config(params, job["steps"], job["split"], job["rows"], job["samples"], job["sft"])
+    shared = shared_config(params, job["steps"], job["split"], job["rows"], job["samples"], job.get("sft_id", job["sft"]))
     logged = flatten(cfg.model_dump(mode="json"), "train") | {
         "strategy": job["strategy"], "seed": job["seed"], "phase": job["phase"], "value": job.get("value"),
         "split": job["split"], "rows": job["rows"], "samples": job["samples"]}
@@ -213,6 +257,7 @@ def one_run(job: dict) -> dict:
         tr.log_metrics({**{f"final/{o}": v for o, v in zip(cfg.objectives, sc["point"])},
                         "final/length": sc["length"], "final/hypervolume": hv})
     return {"strategy": job["strategy"], "value": job.get("value"), "seed": job["seed"],
+            **({"sft_seed": job["sft_seed"]} if job.get("sft_seed") is not None else {}),
             "steps": 0 if res is None else cfg.max_steps,
             "split": job["split"], "objectives": cfg.objectives, "point": sc["point"], "se": sc["se"],
             "length": sc["length"], "length_se": sc["length_se"], "hypervolume": hv,
@@ -268,7 +313,9 @@ def decisions_md(summary: dict, out: Path) -> str:
     objs = summary["objectives"]
     alpha = next((d["alpha"] for d in summary["decisions"] if "alpha" in d), None)
     lines = [f"# Which weighting should a user pick? ({out})", "",
-             f"{len(summary['seeds'])} reporting seeds {summary['seeds']} x {summary['steps']} steps, test split. "
+             (f"{len(summary['seeds'])} reporting seeds {summary['seeds']}" if not summary.get("sft_seeds") else
+              f"{len(summary['seeds'])} (SFT seed/RL seed) pairs {summary['seeds']}: SFT re-run per SFT seed "
+              f"{summary['sft_seeds']}, the seeds below are those pairs") + f" x {summary['steps']} steps, test split. "
              f"Best fixed preset by mean test HV: **{summary['best_fixed']}**. Every row is decided by one rule: a "
              f"two-sided paired t-test over the seeds at alpha = {alpha} (tie when not significant).", "",
              *decision_table(summary), "", *start_table(summary), "",
@@ -325,7 +372,8 @@ def write_chosen(out: Path, runs: list[dict]) -> dict:
 
 
 def describe(rec: dict) -> str:
-    return (f"{rec['split']} seed {rec['seed']} {rec['strategy']} {rec['value'] or ''}: point "
+    sft = f"SFT seed {rec['sft_seed']} " if rec.get("sft_seed") is not None else ""
+    return (f"{rec['split']} {sft}seed {rec['seed']} {rec['strategy']} {rec['value'] or ''}: point "
             f"{np.round(rec['point'], 3)} length {rec['length']:.1f} HV {rec['hypervolume']:.4f} "
             + (f"weights {np.round(rec['final_weights'], 3)}" if "final_weights" in rec else "(the SFT policy)"))
 

@@ -18,6 +18,21 @@ PRESETS = ["fixed-accuracy", "fixed-balanced", "fixed-efficiency"]
 ALPHA = 0.05  # the one decision rule: a two-sided paired t-test over seeds at this level (see decisions())
 
 
+def unit(r: dict) -> int | str:
+    """What a record is paired on: its RL seed, or ``"<SFT seed>/<RL seed>"`` when the study re-ran SFT per seed
+    (``moalign study run --sft-seeds``): every comparison is within one SFT policy and one RL seed, and the tests
+    over units then cover the variation of the whole pipeline."""
+    return r["seed"] if r.get("sft_seed") is None else f"{r['sft_seed']}/{r['seed']}"
+
+
+def _order(u: int | str) -> tuple[int, ...]:
+    return tuple(int(x) for x in str(u).split("/"))
+
+
+def _units(runs: list[dict]) -> list:
+    return sorted({unit(r) for r in runs}, key=_order)
+
+
 def _ms(x) -> dict[str, float]:
     x = np.asarray(x, dtype=float)
     return {"mean": float(x.mean()), "sd": float(x.std(ddof=1)) if len(x) > 1 else 0.0, "n": int(len(x))}
@@ -35,8 +50,8 @@ def table(runs: list[dict]) -> dict[str, dict]:
     objs = runs[0]["objectives"]
     out = {}
     for s in dict.fromkeys(r["strategy"] for r in runs):
-        rs = sorted((r for r in runs if r["strategy"] == s), key=lambda r: r["seed"])
-        out[s] = {"seeds": [r["seed"] for r in rs],
+        rs = sorted((r for r in runs if r["strategy"] == s), key=lambda r: _order(unit(r)))
+        out[s] = {"seeds": [unit(r) for r in rs],
                   **{o: _ms([r["point"][k] for r in rs]) for k, o in enumerate(objs)},
                   **{f"{o}_se": float(np.mean([r["se"][k] for r in rs])) for k, o in enumerate(objs)},
                   "length": _ms([r["length"] for r in rs]), "length_se": float(np.mean([r["length_se"] for r in rs])),
@@ -58,10 +73,10 @@ def _getters(objs: list[str]) -> dict:
 def paired(runs: list[dict], best: str) -> dict[str, dict]:
     """Per strategy, per seed differences with ``best`` (HV, accuracy, length) and steps-to-reach its final val HV."""
     objs = runs[0]["objectives"]
-    by = {(r["strategy"], r["seed"]): r for r in runs}
+    by = {(r["strategy"], unit(r)): r for r in runs}
     out = {}
     for s in dict.fromkeys(r["strategy"] for r in runs):
-        seeds = sorted(seed for (n, seed) in by if n == s and (best, seed) in by)
+        seeds = sorted((seed for (n, seed) in by if n == s and (best, seed) in by), key=_order)
         d = {"seeds": seeds}
         for key, get in _getters(objs).items():
             diffs = _diffs(runs, s, best, get)
@@ -103,8 +118,8 @@ def verdict(test: dict, alpha: float = ALPHA) -> str:
 
 
 def _diffs(runs: list[dict], a: str, b: str, get) -> list[float]:
-    by = {(r["strategy"], r["seed"]): r for r in runs}
-    return [get(by[(a, s)]) - get(by[(b, s)]) for s in sorted({r["seed"] for r in runs}) if (a, s) in by and (b, s) in by]
+    by = {(r["strategy"], unit(r)): r for r in runs}
+    return [get(by[(a, s)]) - get(by[(b, s)]) for s in _units(runs) if (a, s) in by and (b, s) in by]
 
 
 def decisions(runs: list[dict], tab: dict, best: str, alpha: float = ALPHA) -> list[dict]:
@@ -155,15 +170,15 @@ def over_start(runs: list[dict], starts: list[dict], alpha: float = ALPHA) -> di
     seed by seed on the same test prompts and decodes' seeds: each objective's gain with its prompt-clustered SE
     (:func:`prompt_gain`), the test-HV gain, and over seeds the paired t-test of the accuracy gain (one rule)."""
     objs = runs[0]["objectives"]
-    start = {r["seed"]: r for r in starts if "per_prompt" in r}
+    start = {unit(r): r for r in starts if "per_prompt" in r}  # each unit's own SFT policy and decode seed
     out = {}
     for s in dict.fromkeys(r["strategy"] for r in runs):
-        rs = sorted((r for r in runs if r["strategy"] == s and r["seed"] in start and "per_prompt" in r),
-                    key=lambda r: r["seed"])
+        rs = sorted((r for r in runs if r["strategy"] == s and unit(r) in start and "per_prompt" in r),
+                    key=lambda r: _order(unit(r)))
         if not rs:
             continue
-        seeds = [{"seed": r["seed"], **{o: prompt_gain(r, start[r["seed"]], k) for k, o in enumerate(objs)},
-                  "hypervolume": r["hypervolume"] - start[r["seed"]]["hypervolume"]} for r in rs]
+        seeds = [{"seed": unit(r), **{o: prompt_gain(r, start[unit(r)], k) for k, o in enumerate(objs)},
+                  "hypervolume": r["hypervolume"] - start[unit(r)]["hypervolume"]} for r in rs]
         acc = [x["accuracy"]["gain"] for x in seeds] if "accuracy" in objs else []
         test = paired_test(acc) if acc else None
         out[s] = {"per_seed": seeds, "test": test, "verdict": verdict(test, alpha) if test else None,
@@ -270,8 +285,10 @@ def summarise(out: Path, write: bool = True) -> dict:
     chosen = json.loads((out / "calibration" / "chosen.json").read_text()) \
         if (out / "calibration" / "chosen.json").exists() else {}
     summary = {"objectives": runs[0]["objectives"], "steps": runs[0]["steps"], "best_fixed": best,
-               "seeds": sorted({r["seed"] for r in runs}), "table": tab, "paired": pair,
+               "seeds": _units(runs), "table": tab, "paired": pair,
                "decisions": decisions(runs, tab, best), "calibration": chosen}
+    if any(r.get("sft_seed") is not None for r in runs):  # --sft-seeds: units are "<SFT seed>/<RL seed>"
+        summary["sft_seeds"] = sorted({r["sft_seed"] for r in runs if r.get("sft_seed") is not None})
     starts = read_runs(out / "start" / "runs.jsonl")  # the SFT policy scored per seed (absent in older studies)
     if starts:
         same_config(starts, str(out / "start" / "runs.jsonl"))

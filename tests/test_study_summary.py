@@ -76,6 +76,30 @@ def test_gain_over_start_is_paired_by_prompt():
     assert "| gradient | +0.188 (+3.0), +0.188 (+3.0) |" in lines[-1] and "**yes**" in lines[-1]
 
 
+def test_sft_seeds_pair_on_sft_and_rl_seed():
+    """With --sft-seeds each comparison stays within one (SFT seed, RL seed) pair: the same RL seed under another SFT
+    policy is another unit, and the test over units sees the SFT policy's variation."""
+    runs = []
+    for sft, base in ((0, 0.10), (1, 0.06)):  # the second SFT policy is worse for everyone
+        for seed in (0, 1):
+            runs += [{**_run("fixed-accuracy", seed, base), "sft_seed": sft},
+                     {**_run("hypervolume", seed, base + 0.01 + 0.001 * seed), "sft_seed": sft}]
+    runs.append({**_run("hypervolume", 2, 0.5), "sft_seed": 1})  # no partner: never paired
+    tab = ss.table(runs)
+    assert tab["fixed-accuracy"]["seeds"] == ["0/0", "0/1", "1/0", "1/1"]
+    diffs = ss._diffs(runs, "hypervolume", "fixed-accuracy", lambda r: r["hypervolume"])
+    assert diffs == pytest.approx([0.01, 0.011, 0.01, 0.011])  # paired within units: the SFT gap cancels
+    pair = ss.paired(runs, "fixed-accuracy")["hypervolume"]
+    assert pair["seeds"] == ["0/0", "0/1", "1/0", "1/1"] and pair["hypervolume"]["wins"] == 4
+    start = [{**_run("sft", seed, 0.0), "sft_seed": sft, "per_prompt": [[0.0, 0.5, 0.9]] * 2, "row_index": [0, 1]}
+             for sft in (0, 1) for seed in (0, 1)]
+    recs = [{**r, "per_prompt": [[0.1 * (1 + r["sft_seed"]), 0.5, 0.9]] * 2, "row_index": [0, 1]} for r in runs]
+    over = ss.over_start(recs, start)["hypervolume"]  # the unpartnered 1/2 has no start row: left out
+    assert [x["seed"] for x in over["per_seed"]] == ["0/0", "0/1", "1/0", "1/1"]
+    assert [x["accuracy"]["gain"] for x in over["per_seed"]] == pytest.approx([0.1, 0.1, 0.2, 0.2])
+    assert ss.unit({"seed": 3}) == 3 and ss.unit({"seed": 3, "sft_seed": None}) == 3
+
+
 def test_choose_takes_the_best_mean_validation_hv():
     runs = [{"strategy": "gradient", "value": v, "seed": s, "hypervolume": h}
             for v, hs in (("0.1", [0.1, 0.2]), ("1.0", [0.3, 0.2]), ("10.0", [0.2, 0.5])) for s, h in zip((100, 101), hs)]

@@ -49,14 +49,14 @@ def one_run(job: dict) -> dict:
 
     from moalign.evaluate import pick_rows, score_policy
     from moalign.pareto import hypervolume
-    from moalign.rl.rewards import make_reward
+    from moalign.rl.rewards import scoring_rewards
     from moalign.rl.run import train_from_sft
 
     params = experiment_params(job["steps"], job["set"])
     cfg = params.train
     policy, tok, res = train_from_sft(params, job["strategy"], job["seed"], root=ROOT, threads=job["threads"])
     test = pick_rows(list(datasets.load_from_disk(str(ROOT / "data/prepared/test"))), job["test_rows"])
-    fns = {o: make_reward(o) for o in cfg.objectives if not o.startswith("conciseness")}
+    fns = scoring_rewards(cfg)  # with train.reward_options, as the evaluate stage and the study score
     sc = score_policy(policy, tok, test, cfg.objectives, fns, cfg.max_new_tokens, samples=job["samples"],
                       temperature=cfg.temperature, seed=job["seed"])
     hv = hypervolume(np.asarray([sc["point"]]), np.zeros(len(cfg.objectives)))

@@ -170,7 +170,7 @@ def rubric_rl_table(root: Path) -> str:
 
 RECORD_BLOCKS: dict[str, Callable[[Path], str]] = {
     "aggregation": cur.aggregation, "sft_styles": cur.sft_styles, "sft_stage": cur.sft_stage,
-    **{n: cur.throughput_block(n) for n in cur.THROUGHPUT}, "parallel": cur.parallel,
+    **{n: cur.throughput_block(n) for n in cur.THROUGHPUT}, "parallel": cur.parallel, "bf16_decode": cur.bf16_decode,
     "balance_world": cur.balance_world, "balance": cur.balance_main, "balance_training": cur.balance_training,
     "balance_evidence": cur.balance_evidence,
     "probes": probes, "rl_efficiency": rl_efficiency, "rl_efficiency_reach": rl_efficiency_reach,

@@ -259,6 +259,20 @@ REAL_STUDY_CMD = ("cd runs/smollm2 && python -m flows.study run --strategies fix
                   f"--tuning-seeds --rows 16 --samples 4 --out ../../{REAL_STUDY}")
 
 
+def strategy_table(s: dict, weights: bool = False) -> list[str]:
+    """Markdown lines: per strategy of a study summary, mean ± sd over seeds of each objective, length, test HV (and
+    the mean final weights)."""
+    objs = s["objectives"]
+    lines = ["| strategy | " + " | ".join(objs) + " | length | test HV |" + (" final weights |" if weights else ""),
+             "|---" * (len(objs) + 3 + weights) + "|"]
+    for n, t in s["table"].items():
+        lines.append(f"| {n} | " + " | ".join(pm(t[o]["mean"], t[o]["sd"]) for o in objs) +
+                     f" | {pm(t['length']['mean'], t['length']['sd'], 1)} | "
+                     f"{pm(t['hypervolume']['mean'], t['hypervolume']['sd'], 4)} |" +
+                     (f" {' / '.join(f'{x:.2f}' for x in t['final_weights'])} |" if weights else ""))
+    return lines
+
+
 def real_contest(root: Path) -> str:
     """The weighting contest on SmolLM2: the decision table, each strategy's gain over the SFT policy per seed, the
     per-strategy table; every fact (seeds, steps, prompts, decodes, commit, wall time) read from the records."""
@@ -266,14 +280,9 @@ def real_contest(root: Path) -> str:
     if s is None:
         return missing(f"{REAL_STUDY}/summary.json", REAL_STUDY_CMD)
     runs = load_runs(root, f"{REAL_STUDY}/study/runs.jsonl")
-    objs, prov = s["objectives"], runs[0]["provenance"]
+    prov = runs[0]["provenance"]
     inv = (load(root, f"{REAL_STUDY}/run.json") or {}).get("invocations", [])
-    lines = [*decision_table(s), "", *start_table(s), "",
-             "| strategy | " + " | ".join(objs) + " | length | test HV | final weights |", "|---" * (len(objs) + 4) + "|"]
-    for n, t in s["table"].items():
-        lines.append(f"| {n} | " + " | ".join(pm(t[o]["mean"], t[o]["sd"]) for o in objs) +
-                     f" | {pm(t['length']['mean'], t['length']['sd'], 1)} | {pm(t['hypervolume']['mean'], t['hypervolume']['sd'], 4)}"
-                     f" | {' / '.join(f'{x:.2f}' for x in t['final_weights'])} |")
+    lines = [*decision_table(s), "", *start_table(s), "", *strategy_table(s, weights=True)]
     over = s.get("over_start") or {}
     crit = [f"{n}: smallest per-seed z {o['min_z']:+.1f} over {len(o['per_seed'])} seed(s), "
             f"{'met' if o['min_z'] >= 2 else 'not met'}" for n, o in over.items() if o.get("min_z") is not None]
@@ -291,6 +300,51 @@ def real_contest(root: Path) -> str:
               f"workspace{code}{timing}). Decided by the one rule (paired t-test over seeds, alpha {alpha}); "
               "`python -m moalign.report --check` recomputes summary.json from the records."]
     return "\n".join(lines)
+
+
+TOY_STUDIES = {  # block -> (folder, the command that made it): toy studies beside the committed weighting study
+    "sft_seeds_study": ("results/toy-sft-seeds",
+                        "moalign study run --sft-seeds 0 1 --seeds 0 1 --tuning-seeds --strategies fixed-accuracy "
+                        "hypervolume -S train.weighting.hv_scale=3.0 --steps 150 --rows 32 --samples 4 "
+                        "--out results/toy-sft-seeds"),
+    "paper_unsaturated": ("results/toy-paper-unsaturated",
+                          "moalign study run --sft-seeds 0 -S sft.max_steps=100 --seeds 0 1 --tuning-seeds "
+                          "--strategies fixed-accuracy hypervolume-paper gradient-paper --steps 60 --rows 32 "
+                          "--samples 4 --out results/toy-paper-unsaturated"),
+}
+
+
+def toy_study(name: str) -> Callable[[Path], str]:
+    """A toy study's block: decision table, gain over each unit's own SFT policy, per-strategy table, whether each
+    strategy's hypervolume signal existed (the records' ``degenerate`` field), which SFT policies; facts from the
+    records."""
+    folder, cmd = TOY_STUDIES[name]
+
+    def block(root: Path) -> str:
+        s = load(root, f"{folder}/summary.json")
+        if s is None:
+            return missing(f"{folder}/summary.json", cmd)
+        runs = load_runs(root, f"{folder}/study/runs.jsonl")
+        prov = runs[0]["provenance"]
+        policies = dict(sorted({(r.get("sft_seed"), r["provenance"]["sft_sha256"]) for r in runs}))
+        inv = (load(root, f"{folder}/run.json") or {}).get("invocations", [])
+        lines = [*decision_table(s), "", *start_table(s), "", *strategy_table(s)]
+        degenerate = {n: [bool((r.get("degenerate") or {}).get("zero_hypervolume")) for r in runs if r["strategy"] == n]
+                      for n in s["table"] if n.endswith("-paper") or n.startswith("hypervolume")}
+        if degenerate:
+            lines += ["", "Hypervolume signal (records' `degenerate.zero_hypervolume`: every validation hypervolume 0): " +
+                      "; ".join(f"{n}: zero on {sum(d)}/{len(d)} runs" for n, d in degenerate.items()) + "."]
+        alpha = next((d["alpha"] for d in s["decisions"] if "alpha" in d), None)
+        timing = (f"; wall time {sum(i['wall_seconds'] for i in inv) / 60:.0f} min on {inv[0]['cpus']} CPU cores in "
+                  f"{len(inv)} invocation(s)") if inv else ""
+        lines += ["", f"Source: `{folder}` (`{cmd}`; {len(s['seeds'])} units (SFT seed/RL seed) {s['seeds']} x "
+                  f"{s['steps']} steps; SFT policies (sha256) " + ", ".join(f"seed {k}: {h}" for k, h in policies.items()) +
+                  f"; test split: {prov['rows']} prompts x {prov['decodes']} sampled decodes; mean ± sd over units; commit "
+                  f"{str(prov.get('git_commit'))[:10]}{timing}). Decided by the one rule (paired t-test over units, "
+                  f"alpha {alpha}); `python -m moalign.report --check` recomputes summary.json from the records."]
+        return "\n".join(lines)
+
+    return block
 
 
 PHRASINGS = "results/smollm2/phrasings.json"
@@ -324,6 +378,7 @@ def real_phrasings(root: Path) -> str:
 BLOCKS: dict[str, dict[str, Callable[[Path], str]]] = {
     "README.md": {"results": results, "results_facts": results_facts, "rubric": rubric, "study": study, "decisions": decisions,
                   "calibration": calibration, "rubric_seeds": rubric_seeds, "trl": trl,
-                  "real_model": real_model, "real_contest": real_contest, "real_phrasings": real_phrasings},
+                  "real_model": real_model, "real_contest": real_contest, "real_phrasings": real_phrasings,
+                  **{n: toy_study(n) for n in TOY_STUDIES}},
     "benchmarks/README.md": {"study": study, "calibration": calibration},
 }

@@ -328,7 +328,7 @@ def toy_study(name: str) -> Callable[[Path], str]:
         prov = runs[0]["provenance"]
         policies = dict(sorted({(r.get("sft_seed"), r["provenance"]["sft_sha256"]) for r in runs}))
         inv = (load(root, f"{folder}/run.json") or {}).get("invocations", [])
-        lines = [*decision_table(s), "", *start_table(s), "", *strategy_table(s)]
+        lines = [*decision_table(s), "", *start_table(s), "", *strategy_table(s, weights=True)]
         degenerate = {n: [bool((r.get("degenerate") or {}).get("zero_hypervolume")) for r in runs if r["strategy"] == n]
                       for n in s["table"] if n.endswith("-paper") or n.startswith("hypervolume")}
         if degenerate:

@@ -10,6 +10,8 @@ import csv
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
 from moalign.report.fmt import RES, f3, load, load_runs, missing, msd, pm  # the one loader and formatter
 from moalign.study_summary import decision_table, start_table
 
@@ -259,6 +261,45 @@ REAL_STUDY_CMD = ("cd runs/smollm2 && python -m flows.study run --strategies fix
                   f"--tuning-seeds --rows 16 --samples 4 --out ../../{REAL_STUDY}")
 
 
+REAL_BF16 = "results/smollm2-study-bf16"  # the same contest's seed 0 with fast-bf16 rollouts (scoring stays fp32)
+REAL_BF16_CMD = ("cd runs/smollm2 && python -m flows.study run --strategies gradient fixed-balanced --seeds 0 "
+                 "--tuning-seeds -S train.generation_backend=fast-bf16 --rows 16 --samples 4 "
+                 f"--out ../../{REAL_BF16}")
+
+
+def real_bf16(root: Path) -> str:
+    """RL with bf16 rollouts against the fp32 contest's seeds: each strategy's gain over the SFT policy (accuracy,
+    test HV) with fast-bf16 rollouts, and where it falls among the fp32 seeds' gains (mean ± sd, z)."""
+    s, ref = load(root, f"{REAL_BF16}/summary.json"), load(root, f"{REAL_STUDY}/summary.json")
+    if s is None or ref is None:
+        return missing(f"{REAL_BF16}/summary.json", REAL_BF16_CMD)
+    lines = ["| strategy | gain over SFT | fp32 rollouts: per seed | mean ± sd | fast-bf16 rollouts | z vs fp32 seeds |",
+             "|---|---|---|---|---|---|"]
+    for n, o in (s.get("over_start") or {}).items():
+        f = (ref.get("over_start") or {}).get(n)
+        if not f:
+            continue
+        for key, get, fmt in (("accuracy", lambda x: x["accuracy"]["gain"], "+.3f"),
+                              ("test HV", lambda x: x["hypervolume"], "+.4f")):
+            fp, b = np.array([get(x) for x in f["per_seed"]]), [get(x) for x in o["per_seed"]]
+            sd = float(fp.std(ddof=1)) if len(fp) > 1 else 0.0
+            z = ", ".join(f"{(x - fp.mean()) / sd:+.1f}" if sd > 0 else "-" for x in b)
+            lines.append(f"| {n} | {key} | {', '.join(format(x, fmt) for x in fp)} | {fp.mean():{fmt}} ± {sd:.4f} | "
+                         f"{', '.join(format(x, fmt) for x in b)} | {z} |")
+    runs = load_runs(root, f"{REAL_BF16}/study/runs.jsonl")
+    prov = runs[0]["provenance"]
+    secs = {r["strategy"]: r["seconds"] for r in runs if "seconds" in r}
+    ref_runs = load_runs(root, f"{REAL_STUDY}/study/runs.jsonl")
+    ref_secs = {n: [r["seconds"] for r in ref_runs if r["strategy"] == n and "seconds" in r] for n in secs}
+    lines += ["", "Wall time per run (training + scoring): " + "; ".join(
+        f"{n}: {v / 60:.1f} min with fast-bf16, fp32 seeds {', '.join(f'{x / 60:.1f}' for x in ref_secs[n])} min"
+        for n, v in secs.items()) + ".",
+              "", f"Source: `{REAL_BF16}` against `{REAL_STUDY}` (`{REAL_BF16_CMD}`; RL seed(s) {s['seeds']}, the same SFT "
+              f"policy (sha256 {prov.get('sft_sha256')}), test prompts and decode seeds; scoring decodes in fp32; "
+              f"commit {str(prov.get('git_commit'))[:10]} of the profile workspace)."]
+    return "\n".join(lines)
+
+
 def strategy_table(s: dict, weights: bool = False) -> list[str]:
     """Markdown lines: per strategy of a study summary, mean ± sd over seeds of each objective, length, test HV (and
     the mean final weights)."""
@@ -378,7 +419,7 @@ def real_phrasings(root: Path) -> str:
 BLOCKS: dict[str, dict[str, Callable[[Path], str]]] = {
     "README.md": {"results": results, "results_facts": results_facts, "rubric": rubric, "study": study, "decisions": decisions,
                   "calibration": calibration, "rubric_seeds": rubric_seeds, "trl": trl,
-                  "real_model": real_model, "real_contest": real_contest, "real_phrasings": real_phrasings,
+                  "real_model": real_model, "real_contest": real_contest, "real_phrasings": real_phrasings, "real_bf16": real_bf16,
                   **{n: toy_study(n) for n in TOY_STUDIES}},
     "benchmarks/README.md": {"study": study, "calibration": calibration},
 }

@@ -48,7 +48,8 @@ def render(text: str, blocks: dict[str, Callable[[Path], str]], root: Path) -> t
 
 
 STUDY = "benchmarks/results/weighting_study"
-STUDIES = [STUDY, "results/smollm2-study", "results/toy-sft-seeds", "results/toy-paper-unsaturated"]  # every committed study whose derived files --check recomputes
+STUDIES = [STUDY, "results/smollm2-study", "results/smollm2-study-bf16", "results/toy-sft-seeds",
+           "results/toy-paper-unsaturated"]  # every committed study whose derived files --check recomputes
 
 
 def _close(a, b, tol: float = 1e-9) -> bool:
